@@ -1,0 +1,125 @@
+"""The k-level quantizer: exact staircase forward, surrogate summed over level boundaries backward."""
+
+from __future__ import annotations
+
+from typing import Tuple, Union
+
+import torch
+
+from .._validate import check_broadcast, check_float_tensor, check_int, check_positive, check_same_device
+from ..surrogate import Surrogate
+from ._common import alpha_for, alpha_grad, resolve_surrogate
+
+
+def level_range(levels: int, signed: bool) -> Tuple[int, int]:
+    """The integer range ``(lo, hi)`` of a quantizer with ``levels`` steps.
+
+    Unsigned: ``(0, levels)``. Signed: ``(-ceil(levels/2), floor(levels/2))``, i.e. two's
+    complement for ``levels = 2**b - 1`` (``b = 4``: ``-8..7``), symmetric for even ``levels``
+    (``levels = 2``: ternary ``-1, 0, 1``).
+    """
+    check_int(levels, "levels", minimum=1)
+    if signed:
+        return -((levels + 1) // 2), levels // 2
+    return 0, int(levels)
+
+
+def round_half_up(u: torch.Tensor) -> torch.Tensor:
+    """``floor(u + 1/2)``: ties round up, so the staircase is exactly ``sum_k H(u - k - 1/2)``."""
+    return torch.floor(u + 0.5)
+
+
+class StaircaseFunction(torch.autograd.Function):
+    r"""``R(u) = clamp(floor(u + 1/2), lo, hi)`` forward; surrogate sum over boundaries backward.
+
+    .. math::
+        R'(u) := \sum_{k=lo}^{hi-1} P'(u - k - \tfrac12),\qquad
+        \partial_\alpha R := \sum_{k=lo}^{hi-1} \partial_\alpha P(u - k - \tfrac12)
+
+    ``relaxed=True`` returns ``lo + sum_k P(u - k - 1/2)`` in the forward (DSQ-style soft staircase).
+    """
+
+    @staticmethod
+    def forward(ctx, u, alpha, surrogate: Surrogate, lo: int, hi: int, relaxed: bool = False):
+        ctx.surrogate, ctx.lo, ctx.hi = surrogate, lo, hi
+        ctx.save_for_backward(u, alpha)
+        if relaxed:
+            a = alpha.to(u.dtype)
+            out = torch.full_like(u, float(lo))
+            for k in range(lo, hi):
+                out = out + surrogate.primitive(u - (k + 0.5), a)
+            return out
+        return round_half_up(u).clamp_(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, alpha = ctx.saved_tensors
+        s, lo, hi = ctx.surrogate, ctx.lo, ctx.hi
+        a = alpha.to(u.dtype)
+        gu = ga = None
+        if ctx.needs_input_grad[0]:
+            gu = grad * s.staircase_derivative(u, a, lo, hi)
+        if ctx.needs_input_grad[1]:
+            ga = alpha_grad(s, grad * s.staircase_derivative(u, a, lo, hi, wrt_alpha=True), alpha)
+        return gu, ga, None, None, None, None
+
+
+def staircase(u: torch.Tensor, levels: int, surrogate: Union[str, Surrogate, None] = None,
+              signed: bool = False, relaxed: bool = False) -> torch.Tensor:
+    """The integer staircase ``clamp(round_half_up(u), lo, hi)`` with a surrogate gradient (see :func:`quantize`)."""
+    check_float_tensor(u, "u")
+    lo, hi = level_range(levels, signed)
+    s = resolve_surrogate(surrogate)
+    return StaircaseFunction.apply(u, alpha_for(s, u, "u"), s, lo, hi, bool(relaxed))
+
+
+def quantize(x: torch.Tensor, step: Union[float, torch.Tensor], levels: int,
+             surrogate: Union[str, Surrogate, None] = "straight_through", signed: bool = False,
+             relaxed: bool = False) -> torch.Tensor:
+    r"""Uniform k-level quantizer with a surrogate gradient.
+
+    .. math::
+        q(x) = s \cdot R(x / s),\qquad R(u) = \mathrm{clamp}(\lfloor u + \tfrac12 \rceil, lo, hi)
+
+    ``R`` is the only non-differentiable op (an autograd Function: exact forward, the surrogate
+    summed over the level boundaries ``k + 1/2`` backward). The division and multiplication by
+    the step ``s`` are differentiated exactly by autograd, so with the ``straight_through``
+    surrogate (boxes of width 1 tiling ``[lo, hi)``) the gradients are LSQ's (Esser et al.,
+    ICLR 2020), clip-then-round:
+
+    .. math::
+        \partial q/\partial x = \mathbb{1}[lo \le x/s < hi],\qquad
+        \partial q/\partial s = \begin{cases} R(x/s) - x/s & lo \le x/s < hi\\ lo \text{ or } hi & \text{outside}\end{cases}
+
+    Ties round half up (``floor(u + 1/2)``), so ``quantize(x, 1, 1, s)`` equals
+    ``spike(x - 1/2, s)`` exactly, gradients included. Signed range: see :func:`level_range`.
+
+    Differences to know:
+      * A fully relaxed staircase ``s * (lo + sum_k P(x/s - k - 1/2))`` (DSQ, Gong et al. ICCV
+        2019; ``relaxed=True``) also relaxes the *forward* value that multiplies ``s``, so its
+        step gradient is ``sum_k P(.) - (x/s) sum_k P'(.)`` rather than ``R(x/s) - (x/s) R'``.
+      * ``torch.fake_quantize_per_tensor_affine`` / ``torch._fake_quantize_learnable_*`` decide
+        saturation after rounding: for ``x/s`` in ``[hi, hi + 1/2)`` (and ``[lo - 1/2, lo)``)
+        they pass the gradient and give the step gradient ``R - x/s`` where we, clipping first,
+        give ``0`` and ``hi`` (``lo``). Elsewhere the two agree.
+
+    Args:
+        x: ``[*]`` floating tensor.
+        step: positive float or tensor broadcastable to ``x`` (per-channel), possibly learnable.
+        levels: number of steps ``hi - lo`` (>= 1); ``2**bits - 1`` for ``bits`` bits.
+        surrogate: instance, name or ``None`` (ATan); default ``"straight_through"``.
+        signed: unsigned ``0..levels`` or signed (see :func:`level_range`).
+        relaxed: DSQ-style soft forward (for checking gradients and annealing).
+
+    Returns:
+        ``[*]`` tensor on the grid ``{k * step : lo <= k <= hi}`` in ``x``'s dtype.
+    """
+    check_float_tensor(x, "x")
+    if isinstance(step, torch.Tensor):
+        check_float_tensor(step, "step")
+        check_broadcast(step, "step", x.shape, "x")
+        if step.dim() > 0 or step.device.type != "cpu":
+            check_same_device(step, "step", x, "x")
+    check_positive(step, "step")
+    u = x / step
+    return staircase(u, levels, surrogate, signed, relaxed) * step

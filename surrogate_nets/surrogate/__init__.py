@@ -1,0 +1,28 @@
+"""Surrogate-gradient families: smooth relaxations of the Heaviside step with a sharpness alpha.
+
+See :class:`Surrogate` for the contract and the meaning of the alpha gradient; :func:`get` builds
+one by name.
+"""
+
+from .base import Surrogate
+from .families import (
+    ATan,
+    DSpike,
+    Erf,
+    Exponential,
+    FastSigmoid,
+    Gaussian,
+    Rectangle,
+    Sigmoid,
+    SoftSign,
+    StraightThrough,
+    Triangle,
+)
+from .registry import get, names, register
+from .schedule import AlphaSchedule
+
+__all__ = [
+    "Surrogate", "StraightThrough", "Rectangle", "Sigmoid", "FastSigmoid", "SoftSign", "ATan",
+    "Triangle", "Gaussian", "Erf", "Exponential", "DSpike", "get", "names", "register",
+    "AlphaSchedule",
+]

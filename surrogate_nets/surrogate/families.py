@@ -1,0 +1,297 @@
+r"""Built-in surrogate families, each with closed-form ``primitive``, ``derivative`` and ``d_alpha``.
+
+Every derivative below integrates to 1 over the real line (it is the density of a
+distribution centred on the threshold), so that the expected gradient through a spike does not
+depend on the family; defaults of ``alpha`` follow the literature values noted per class.
+Notation: ``a = alpha``, ``x`` the distance to threshold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Surrogate
+
+_SQRT_PI = math.sqrt(math.pi)
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+def _unit_box(z: torch.Tensor) -> torch.Tensor:
+    """``1[-1/2 <= z < 1/2]`` in ``z``'s dtype (half-open, so adjacent boxes never overlap)."""
+    return ((z >= -0.5) & (z < 0.5)).to(z.dtype)
+
+
+class Rectangle(Surrogate):
+    r"""Rectangular (boxcar) surrogate (Wu et al., "Spatio-temporal backpropagation", Front. Neurosci. 2018).
+
+    .. math::
+        P(x) = \mathrm{clamp}(a x + 1/2,\ 0,\ 1),\quad
+        P'(x) = a\,\mathbb{1}[-1/2 \le a x < 1/2],\quad
+        \partial_a P = x\,\mathbb{1}[-1/2 \le a x < 1/2]
+
+    Default ``alpha = 1`` (a box of width 1 and height 1, STBP's rectangular curve with ``a = 1``).
+    """
+
+    name = "rectangle"
+    default_alpha = 1.0
+    support = 0.5
+
+    def primitive(self, x, alpha):
+        return torch.clamp(alpha * x + 0.5, 0.0, 1.0)
+
+    def derivative(self, x, alpha):
+        return alpha * _unit_box(alpha * x)
+
+    def d_alpha(self, x, alpha):
+        return x * _unit_box(alpha * x)
+
+    def staircase_derivative(self, u, alpha, lo, hi, wrt_alpha=False):
+        # With a fixed alpha == 1 the boxes tile [lo, hi) exactly: the LSQ straight-through mask.
+        if not wrt_alpha and not self.learnable and self.fixed_alpha.numel() == 1 and float(self.fixed_alpha) == 1.0:
+            return ((u >= lo) & (u < hi)).to(u.dtype)
+        return super().staircase_derivative(u, alpha, lo, hi, wrt_alpha)
+
+
+class StraightThrough(Rectangle):
+    r"""The boxcar straight-through estimator (Bengio et al. 2013; Hinton's lecture STE, clipped).
+
+    Same math as :class:`Rectangle` (``alpha = 1``: gradient 1 on ``[-1/2, 1/2)``). In
+    :func:`~surrogate_nets.functional.quantize` the boxes of all level boundaries tile the
+    quantizer's range, so the x- and step-gradients are exactly those of LSQ (Esser et al.,
+    ICLR 2020) with clip-then-round.
+    """
+
+    name = "straight_through"
+    default_alpha = 1.0
+
+
+class Sigmoid(Surrogate):
+    r"""Logistic sigmoid surrogate.
+
+    .. math::
+        P = \sigma(a x),\quad P' = a\,\sigma(a x)(1-\sigma(a x)),\quad \partial_a P = x\,\sigma(1-\sigma)
+
+    Default ``alpha = 4`` (SpikingJelly's ``surrogate.Sigmoid``; peak gradient 1). snnTorch's
+    ``sigmoid(slope=25)`` is ``alpha = 25``.
+    """
+
+    name = "sigmoid"
+    default_alpha = 4.0
+
+    def primitive(self, x, alpha):
+        return torch.sigmoid(alpha * x)
+
+    def derivative(self, x, alpha):
+        s = torch.sigmoid(alpha * x)
+        return alpha * s * (1 - s)
+
+    def d_alpha(self, x, alpha):
+        s = torch.sigmoid(alpha * x)
+        return x * s * (1 - s)
+
+
+class FastSigmoid(Surrogate):
+    r"""Fast sigmoid / SuperSpike surrogate (Zenke & Ganguli, Neural Computation 2018).
+
+    .. math::
+        P = \tfrac12\Big(1 + \frac{a x}{1 + a|x|}\Big),\quad
+        P' = \frac{a}{2(1 + a|x|)^2},\quad \partial_a P = \frac{x}{2(1+a|x|)^2}
+
+    Default ``alpha = 25`` (snnTorch's ``fast_sigmoid(slope=25)``; snnTorch's derivative is
+    ``1/(1+a|x|)^2``, i.e. ours times ``2/a``: ours is normalised to integrate to 1).
+    """
+
+    name = "fast_sigmoid"
+    default_alpha = 25.0
+
+    def primitive(self, x, alpha):
+        ax = alpha * x
+        return 0.5 * (1 + ax / (1 + ax.abs()))
+
+    def derivative(self, x, alpha):
+        return alpha / (2 * (1 + (alpha * x).abs()) ** 2)
+
+    def d_alpha(self, x, alpha):
+        return x / (2 * (1 + (alpha * x).abs()) ** 2)
+
+
+class SoftSign(FastSigmoid):
+    r"""Soft-sign surrogate: the fast-sigmoid curve with SpikingJelly's default ``alpha = 2``.
+
+    .. math:: P = \tfrac12\big(1 + \mathrm{softsign}(a x)\big),\quad P' = \frac{a}{2(1+a|x|)^2}
+    """
+
+    name = "softsign"
+    default_alpha = 2.0
+
+
+class ATan(Surrogate):
+    r"""Arc-tangent surrogate (Fang et al., "Incorporating learnable membrane time constant", ICCV 2021).
+
+    .. math::
+        P = \tfrac1\pi \arctan\!\big(\tfrac\pi2 a x\big) + \tfrac12,\quad
+        P' = \frac{a/2}{1 + (\frac\pi2 a x)^2},\quad
+        \partial_a P = \frac{x/2}{1 + (\frac\pi2 a x)^2}
+
+    Default ``alpha = 2`` (SpikingJelly / snnTorch default; peak gradient 1).
+    """
+
+    name = "atan"
+    default_alpha = 2.0
+
+    def primitive(self, x, alpha):
+        return torch.atan(0.5 * math.pi * alpha * x) / math.pi + 0.5
+
+    def derivative(self, x, alpha):
+        return (0.5 * alpha) / (1 + (0.5 * math.pi * alpha * x) ** 2)
+
+    def d_alpha(self, x, alpha):
+        return (0.5 * x) / (1 + (0.5 * math.pi * alpha * x) ** 2)
+
+
+class Triangle(Surrogate):
+    r"""Triangular surrogate (Esser et al., PNAS 2016; Bellec et al., "Long short-term memory and
+    learning-to-learn in networks of spiking neurons", NeurIPS 2018).
+
+    .. math::
+        P' = a\,\max(0, 1 - a|x|),\quad \partial_a P = x\,\max(0, 1 - a|x|),\\
+        P = \begin{cases} 0 & a x < -1\\ (1 + a x)^2/2 & -1 \le a x < 0\\
+        1 - (1 - a x)^2/2 & 0 \le a x < 1\\ 1 & a x \ge 1\end{cases}
+
+    Default ``alpha = 1`` (support ``|x| < 1``, peak 1).
+    """
+
+    name = "triangle"
+    default_alpha = 1.0
+    support = 1.0
+
+    def primitive(self, x, alpha):
+        z = (alpha * x).clamp(-1.0, 1.0)
+        return torch.where(z < 0, 0.5 * (1 + z) ** 2, 1 - 0.5 * (1 - z) ** 2)
+
+    def derivative(self, x, alpha):
+        return alpha * torch.relu(1 - (alpha * x).abs())
+
+    def d_alpha(self, x, alpha):
+        return x * torch.relu(1 - (alpha * x).abs())
+
+
+class Gaussian(Surrogate):
+    r"""Gaussian surrogate: the normal CDF with standard deviation ``1/a`` (Yin et al. 2021; Bellec et al. 2020).
+
+    .. math::
+        P = \Phi(a x) = \tfrac12\big(1 + \mathrm{erf}(a x/\sqrt2)\big),\quad
+        P' = \frac{a}{\sqrt{2\pi}} e^{-a^2x^2/2},\quad \partial_a P = \frac{x}{\sqrt{2\pi}} e^{-a^2x^2/2}
+
+    Default ``alpha = 2`` (sigma = 0.5).
+    """
+
+    name = "gaussian"
+    default_alpha = 2.0
+
+    def primitive(self, x, alpha):
+        return 0.5 * (1 + torch.erf(alpha * x / math.sqrt(2)))
+
+    def derivative(self, x, alpha):
+        return alpha / _SQRT_2PI * torch.exp(-0.5 * (alpha * x) ** 2)
+
+    def d_alpha(self, x, alpha):
+        return x / _SQRT_2PI * torch.exp(-0.5 * (alpha * x) ** 2)
+
+
+class Erf(Surrogate):
+    r"""Error-function surrogate (SpikingJelly's ``surrogate.Erf``; Esser et al. 2015 style).
+
+    .. math::
+        P = \tfrac12\,\mathrm{erfc}(-a x),\quad P' = \frac{a}{\sqrt\pi} e^{-a^2x^2},\quad
+        \partial_a P = \frac{x}{\sqrt\pi} e^{-a^2x^2}
+
+    Default ``alpha = 2``.
+    """
+
+    name = "erf"
+    default_alpha = 2.0
+
+    def primitive(self, x, alpha):
+        return 0.5 * torch.erfc(-alpha * x)
+
+    def derivative(self, x, alpha):
+        return alpha / _SQRT_PI * torch.exp(-((alpha * x) ** 2))
+
+    def d_alpha(self, x, alpha):
+        return x / _SQRT_PI * torch.exp(-((alpha * x) ** 2))
+
+
+class Exponential(Surrogate):
+    r"""Piecewise-exponential (Laplace) surrogate (Shrestha & Orchard, SLAYER, NeurIPS 2018).
+
+    .. math::
+        P = \begin{cases}\tfrac12 e^{a x} & x < 0\\ 1 - \tfrac12 e^{-a x} & x \ge 0\end{cases},\quad
+        P' = \tfrac a2 e^{-a|x|},\quad \partial_a P = \tfrac{|x|}{2} e^{-a|x|}\,\mathrm{sign}(x)
+
+    Default ``alpha = 1`` (SpikingJelly's ``PiecewiseExp``).
+    """
+
+    name = "exponential"
+    default_alpha = 1.0
+
+    def primitive(self, x, alpha):
+        e = 0.5 * torch.exp(-(alpha * x).abs())
+        return torch.where(x < 0, e, 1 - e)
+
+    def derivative(self, x, alpha):
+        return 0.5 * alpha * torch.exp(-(alpha * x).abs())
+
+    def d_alpha(self, x, alpha):
+        return 0.5 * x * torch.exp(-(alpha * x).abs())
+
+
+class DSpike(Surrogate):
+    r"""Dspike: a tanh-shaped relaxation on a window of width 1 (Li et al., "Differentiable spike", NeurIPS 2021).
+
+    With ``c = clamp(x, -1/2, 1/2)`` and temperature ``a``:
+
+    .. math::
+        P = \tfrac12 + \frac{\tanh(a c)}{2\tanh(a/2)},\quad
+        P' = \frac{a\,(1 - \tanh^2(a x))}{2\tanh(a/2)}\,\mathbb{1}[|x| < 1/2],\\
+        \partial_a P = \frac{c\,(1-\tanh^2(a c))\tanh(a/2) - \tfrac12\tanh(a c)(1-\tanh^2(a/2))}{2\tanh^2(a/2)}
+
+    Small ``a`` tends to the boxcar, large ``a`` to the step. Default ``alpha = 3``.
+    """
+
+    name = "dspike"
+    default_alpha = 3.0
+
+    def primitive(self, x, alpha):
+        c = x.clamp(-0.5, 0.5)
+        return 0.5 + torch.tanh(alpha * c) / (2 * torch.tanh(0.5 * alpha))
+
+    def derivative(self, x, alpha):
+        inside = (x.abs() < 0.5).to(x.dtype)
+        return alpha * (1 - torch.tanh(alpha * x) ** 2) / (2 * torch.tanh(0.5 * alpha)) * inside
+
+    def d_alpha(self, x, alpha):
+        c = x.clamp(-0.5, 0.5)
+        th = torch.tanh(alpha * c)
+        th2 = torch.tanh(0.5 * alpha)
+        return (c * (1 - th**2) * th2 - 0.5 * th * (1 - th2**2)) / (2 * th2**2)
+
+    def reach(self) -> int:
+        return 1  # the window |x| < 1/2 does not depend on alpha
+
+
+BUILTINS = (
+    StraightThrough,
+    Rectangle,
+    Sigmoid,
+    FastSigmoid,
+    SoftSign,
+    ATan,
+    Triangle,
+    Gaussian,
+    Erf,
+    Exponential,
+    DSpike,
+)
