@@ -190,3 +190,12 @@ def test_reach_is_exact_for_compact_fixed_families():
     assert S.Triangle(alpha=1.0).reach() == 2
     assert S.ATan().reach() == 4
     assert math.isinf(S.ATan.support)
+
+
+def test_host_alpha_cache_follows_set_alpha_and_load_state_dict():
+    s = S.Rectangle(alpha=1.0)
+    assert s.reach() == 1
+    s.set_alpha(0.25)
+    assert s.reach() == 3
+    s.load_state_dict(S.Rectangle(alpha=1.0).state_dict())
+    assert s.reach() == 1

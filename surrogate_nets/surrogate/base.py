@@ -110,6 +110,17 @@ class Surrogate(nn.Module):
             self.raw_alpha = nn.Parameter(_inverse_softplus(alpha_t.to(torch.get_default_dtype()) - _ALPHA_FLOOR))
         else:
             self.register_buffer("fixed_alpha", alpha_t.to(torch.get_default_dtype()))
+        self._refresh_host_alpha()
+        self.register_load_state_dict_post_hook(lambda module, keys: module._refresh_host_alpha())
+
+    def _refresh_host_alpha(self) -> None:
+        """Cache (min, max) of a fixed alpha on the host, so backward passes never read the
+        device (no host sync on CUDA, no graph break under ``torch.compile``)."""
+        if self.learnable:
+            self._host_alpha = None
+        else:
+            a = self.fixed_alpha.detach()
+            self._host_alpha = (float(a.min()), float(a.max()))
 
     # ------------------------------------------------------------------ alpha
     @property
@@ -128,6 +139,7 @@ class Surrogate(nn.Module):
                 self.raw_alpha.copy_(_inverse_softplus(target - _ALPHA_FLOOR).expand_as(self.raw_alpha))
             else:
                 self.fixed_alpha.copy_(torch.as_tensor(value).expand_as(self.fixed_alpha))
+        self._refresh_host_alpha()
 
     def extra_repr(self) -> str:
         a = self.alpha.detach()
@@ -168,9 +180,8 @@ class Surrogate(nn.Module):
         (or a learnable alpha) boundaries further than 4 steps away are dropped (their weight is
         the tail mass of the derivative beyond 3.5 steps, e.g. < 3% for ``ATan(alpha=2)``).
         """
-        if math.isfinite(self.support) and not self.learnable:
-            amin = float(self.fixed_alpha.min())
-            return max(1, math.ceil(self.support / amin + 0.5))
+        if math.isfinite(self.support) and self._host_alpha is not None:
+            return max(1, math.ceil(self.support / self._host_alpha[0] + 0.5))
         return 4
 
     def staircase_derivative(self, u, alpha, lo: int, hi: int, wrt_alpha: bool = False):
