@@ -21,7 +21,8 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     if cache_dir is not None:
         if not isinstance(cache_dir, (str, os.PathLike)):
             raise TypeError(
-                f"cache_dir must be a str or os.PathLike, got {type(cache_dir).__name__} {cache_dir!r}"
+                f"cache_dir must be a str or os.PathLike, got "
+                f"{type(cache_dir).__name__} {cache_dir!r}"
             )
         return Path(cache_dir).expanduser()
     env = os.environ.get(CACHE_ENV)
@@ -45,6 +46,7 @@ def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache is fine to share read-only
         os.replace(tmp, path)
     except BaseException:
         try:

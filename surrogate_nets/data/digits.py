@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from importlib import resources
 from typing import Callable
 
@@ -61,7 +62,8 @@ def digits_test_mask(labels: np.ndarray) -> np.ndarray:
     return rank % 5 == 2
 
 
-def saccade_path(t_us: np.ndarray, saccade_us: int, amplitude: float) -> tuple[np.ndarray, np.ndarray]:
+def saccade_path(t_us: np.ndarray, saccade_us: int,
+                 amplitude: float) -> tuple[np.ndarray, np.ndarray]:
     """Image displacement ``(dx, dy)`` in pixels at times ``t_us`` along three linear saccades.
 
     The image moves along the isosceles triangle of N-MNIST (Orchard et al., 2015),
@@ -86,6 +88,14 @@ def _upscale_matrix(n_in: int, factor: int) -> np.ndarray:
     return _bilinear_matrix(n_out, n_in, pos)
 
 
+def _cache_entry_ok(data: dict) -> bool:
+    if not {"x", "y", "t", "p", "offsets", "labels"} <= set(data):
+        return False
+    n_events = len(data["x"])
+    return (len(data["offsets"]) == len(data["labels"]) + 1 and int(data["offsets"][-1]) == n_events
+            and all(len(data[k]) == n_events for k in ("y", "t", "p")))
+
+
 class DigitEvents(torch.utils.data.Dataset):
     """Event-camera recordings of the 1,797 UCI handwritten digits (an embedded "mini N-MNIST").
 
@@ -95,7 +105,7 @@ class DigitEvents(torch.utils.data.Dataset):
     ``step_us``. The :class:`EventCamera` turns the frames into ON/OFF events (log-intensity
     threshold crossings, refractory period, threshold mismatch, background noise).
 
-    The whole set is converted once (about a second) and cached as an ``.npz`` in
+    The whole set is converted once (1-2 s on one CPU core) and cached as an ``.npz`` in
     ``<cache_dir>/digit_events/<hash>.npz``, keyed by a hash of every generator parameter. The
     split is fixed (:func:`digits_test_mask`): 1,438 train / 359 test digits.
 
@@ -107,7 +117,7 @@ class DigitEvents(torch.utils.data.Dataset):
         target_transform: callable applied to the label.
         camera: the :class:`EventCamera` (its ``seed`` fixes the fixed-pattern noise and the
             background events); default ``EventCamera()``.
-        step_us: rendering step of the simulation in microseconds (default 1000).
+        step_us: rendering step of the simulation in microseconds (default 2000).
         use_cache: read/write the disk cache (default True); False always converts in memory.
 
     ``dataset[i]`` returns ``(events, label)``: ``events`` a structured array of dtype
@@ -152,7 +162,7 @@ class DigitEvents(torch.utils.data.Dataset):
         target_transform: Callable | None = None,
         *,
         camera: EventCamera | None = None,
-        step_us: int = 1000,
+        step_us: int = 2000,
         use_cache: bool = True,
     ):
         if not isinstance(train, bool):
@@ -195,7 +205,8 @@ class DigitEvents(torch.utils.data.Dataset):
         events["y"] = data["y"][take]
         events["t"] = data["t"][take]
         events["p"] = data["p"][take].astype(bool)
-        #: All events of the split, concatenated; sample ``i`` is ``events[offsets[i]:offsets[i+1]]``.
+        #: All events of the split, concatenated; sample ``i`` is
+        #: ``events[offsets[i]:offsets[i + 1]]``.
         self.events = events
         self.offsets = np.zeros(len(self.indices) + 1, dtype=np.int64)
         np.cumsum(np.diff(offsets)[self.indices], out=self.offsets[1:])
@@ -207,15 +218,19 @@ class DigitEvents(torch.utils.data.Dataset):
     def _load_or_convert(self, use_cache: bool) -> dict:
         if use_cache:
             data = load_npz(self.cache_path)
-            if data is not None and {"x", "y", "t", "p", "offsets", "labels"} <= set(data):
+            if data is not None and _cache_entry_ok(data):
                 return data
         data = self.convert(self.camera, self.step_us)
         if use_cache:
-            save_npz_atomic(self.cache_path, **data)
+            try:
+                save_npz_atomic(self.cache_path, **data)
+            except OSError as err:  # e.g. a read-only home: keep going without the cache
+                warnings.warn(f"DigitEvents: could not write the cache {self.cache_path}: {err}",
+                              RuntimeWarning, stacklevel=3)
         return data
 
     @classmethod
-    def convert(cls, camera: EventCamera, step_us: int = 1000) -> dict[str, np.ndarray]:
+    def convert(cls, camera: EventCamera, step_us: int = 2000) -> dict[str, np.ndarray]:
         """Record all 1,797 digits; returns the compact arrays stored in the cache.
 
         Returns:
@@ -224,7 +239,7 @@ class DigitEvents(torch.utils.data.Dataset):
         """
         images, labels = load_digits()
         up = _upscale_matrix(8, cls.image_size // 8)
-        img = np.einsum("ai,nij,bj->nab", up, images.astype(np.float64) / 16.0, up)
+        img = np.einsum("ai,nij,bj->nab", up, images / 16.0, up).astype(np.float32)
         w, h, _ = cls.sensor_size
         n_steps = 3 * cls.saccade_us // step_us
         dx, dy = saccade_path(np.arange(n_steps + 1) * step_us, cls.saccade_us, cls.amplitude)
@@ -234,7 +249,7 @@ class DigitEvents(torch.utils.data.Dataset):
             for k in range(n_steps + 1):
                 my = _bilinear_matrix(h, cls.image_size, rows - dy[k])  # [H, 16]
                 mx = _bilinear_matrix(w, cls.image_size, cols - dx[k])  # [W, 16]
-                yield my @ img @ mx.T
+                yield my.astype(np.float32) @ img @ mx.T.astype(np.float32)
 
         events, offsets = camera.record(frames(), step_us=step_us)
         return {

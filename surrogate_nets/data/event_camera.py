@@ -12,7 +12,8 @@ Rebecq, Gehrig & Scaramuzza, "ESIM: an open event camera simulator", CoRL 2018):
 * after an event the pixel is blind for a refractory period :math:`t_\\mathrm{ref}`; changes that
   happen meanwhile are reported (late) once it has recovered, one event per threshold step;
 * the thresholds differ from pixel to pixel (fixed-pattern mismatch,
-  :math:`C^{\\pm}_{xy} = C\\,(1 + \\sigma\\,\\xi^{\\pm}_{xy})`, :math:`\\xi \\sim \\mathcal N(0, 1)`), and
+  :math:`C^{\\pm}_{xy} = C\\,(1 + \\sigma\\,\\xi^{\\pm}_{xy})`,
+  :math:`\\xi \\sim \\mathcal N(0, 1)`), and
   background-activity noise adds Poisson events of random polarity at a rate ``noise_rate_hz``
   per pixel.
 
@@ -49,14 +50,14 @@ class EventCamera:
         seed: seed of the sensor's fixed pattern and of the noise.
 
     Example:
-        >>> cam = EventCamera(contrast_threshold=0.3)
+        >>> cam = EventCamera(contrast_threshold=0.3, noise_rate_hz=0.0)
         >>> frames = np.zeros((11, 1, 4, 4)); frames[5:, :, 1, 1] = 1.0   # [K+1, N, H, W]
         >>> events, offsets = cam.record(frames, step_us=1000)
         >>> events[["x", "y", "p"]][:1].tolist()
         [(1, 1, True)]
     """
 
-    contrast_threshold: float = 0.25
+    contrast_threshold: float = 0.5
     threshold_mismatch: float = 0.03
     refractory_us: int = 500
     noise_rate_hz: float = 1.0
@@ -105,19 +106,20 @@ class EventCamera:
         check_int(step_us, "step_us", minimum=1)
         it = iter(frames)
         try:
-            first = np.asarray(next(it), dtype=np.float64)
+            first = np.asarray(next(it), dtype=np.float32)
         except StopIteration:
             raise ValueError("frames must hold at least 2 frames, got 0") from None
         if first.ndim != 3:
             raise ValueError(f"each frame must have shape [N, H, W], got shape {first.shape}")
         n, h, w = first.shape
         c_on, c_off = self.thresholds(h, w)
-        c_on = np.broadcast_to(c_on.reshape(1, h * w), (n, h * w)).reshape(-1)
-        c_off = np.broadcast_to(c_off.reshape(1, h * w), (n, h * w)).reshape(-1)
-        c_min = min(float(c_on.min()), float(c_off.min()))
+        c_on = np.tile(c_on.reshape(-1).astype(np.float32), n)
+        c_off = np.tile(c_off.reshape(-1).astype(np.float32), n)
+        c_min = np.float32(min(float(c_on.min()), float(c_off.min())))
         t_ref = int(self.refractory_us)
 
-        l_prev = np.log(first.reshape(-1) + self.log_eps)
+        eps = np.float32(self.log_eps)
+        l_prev = np.log(first.reshape(-1) + eps)
         l_ref = l_prev.copy()
         t_ready = np.zeros(n * h * w, dtype=np.int64)  # earliest time each pixel may fire again
         chunks_idx, chunks_t, chunks_p = [], [], []
@@ -125,12 +127,12 @@ class EventCamera:
         k = 0
         for frame in it:
             k += 1
-            frame = np.asarray(frame, dtype=np.float64)
+            frame = np.asarray(frame, dtype=np.float32)
             if frame.shape != first.shape:
                 raise ValueError(
                     f"all frames must have shape {first.shape}, frame {k} has shape {frame.shape}"
                 )
-            l_now = np.log(frame.reshape(-1) + self.log_eps)
+            l_now = np.log(frame.reshape(-1) + eps)
             t0, t1 = (k - 1) * step_us, k * step_us
             cand = np.flatnonzero(np.abs(l_now - l_ref) >= c_min)
             cand = cand[t_ready[cand] <= t1]
@@ -181,7 +183,8 @@ class EventCamera:
             fire = on | off
             if not fire.any():
                 break
-            cand, a, b, slope, on, ref = cand[fire], a[fire], b[fire], slope[fire], on[fire], ref[fire]
+            cand, a, b, slope, on, ref = (
+                cand[fire], a[fire], b[fire], slope[fire], on[fire], ref[fire])
             level = np.where(on, ref + c_on[cand], ref - c_off[cand])
             # time at which the linearly interpolated log intensity crossed ``level``
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,4 +1,4 @@
-"""Dense frames from event streams: time binning of ``(x, y, t, p)`` events into ``[T, P, H, W]``."""
+"""Dense frames from event streams: time binning of ``(x, y, t, p)`` events to ``[T, P, H, W]``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def _check_sensor_size(sensor_size, name: str = "sensor_size") -> tuple[int, int
 
 def _check_events(events, name: str = "events") -> np.ndarray:
     if not isinstance(events, np.ndarray) or events.dtype.names is None:
-        kind = type(events).__name__ if not isinstance(events, np.ndarray) else f"array of {events.dtype}"
+        kind = (f"array of {events.dtype}" if isinstance(events, np.ndarray)
+                else type(events).__name__)
         raise TypeError(
             f"{name} must be a numpy structured array with fields x, t, p (and y), got {kind}"
         )
@@ -37,7 +38,8 @@ def _check_events(events, name: str = "events") -> np.ndarray:
 def time_bins(t: np.ndarray, time_steps: int, start, duration) -> tuple[np.ndarray, np.ndarray]:
     """Bin index of each timestamp for ``time_steps`` equal bins over ``[start, start + duration]``.
 
-    .. math:: b = \\min\\left(\\left\\lfloor \\frac{(t - t_0)\\, T}{D} \\right\\rfloor,\\; T - 1\\right)
+    .. math::
+        b = \\min\\left(\\left\\lfloor \\frac{(t - t_0)\\, T}{D} \\right\\rfloor,\\; T - 1\\right)
 
     The last bin is closed on the right, so an event at exactly ``start + duration`` counts.
     Returns ``(bins, keep)`` where ``keep`` masks the events inside the window. ``duration = 0``
