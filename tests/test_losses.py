@@ -551,3 +551,19 @@ def test_register_user_loss():
         registry._REGISTRY.pop("snl-user-test")
     with pytest.raises(ValueError, match="without ':'"):
         L.register("a:b", L.CountMSE)
+
+
+def test_predict_follows_the_loss_readout():
+    from surrogate_nets import losses as L
+
+    # class 0 fires first (t=0) once; class 1 fires later but more often
+    out = torch.zeros(4, 1, 2)
+    out[0, 0, 0] = 1.0
+    out[1:, 0, 1] = 1.0
+    assert L.FirstSpikeLoss().predict(out).tolist() == [0]
+    assert L.RateCrossEntropy().predict(out).tolist() == [1]
+    mem = torch.tensor([[[5.0, 0.0]], [[0.0, 1.0]], [[0.0, 1.0]]])
+    assert L.MembraneCrossEntropy(reduce="max").predict(mem).tolist() == [0]
+    assert L.MembraneCrossEntropy(reduce="last").predict(mem).tolist() == [1]
+    assert L.RegularizedLoss(L.FirstSpikeLoss(), L.SpikeL1()).predict(out).tolist() == [0]
+    assert L.RateCrossEntropy().predict(torch.tensor([[0.1, 0.9]])).tolist() == [1]

@@ -7,3 +7,14 @@ __all__ = [
     "spike", "SpikeFunction", "quantize", "staircase", "StaircaseFunction", "level_range",
     "round_half_up",
 ]
+from .neurons import (
+    RESET_MODES, MultiSpikeFunction, alif_step, fire, li_step, lif_step, reset_membrane, rlif_step,
+    synaptic_step,
+)
+from .lif import LIFScanFunction, LIFScanResult, lif_backends, lif_scan, register_lif_backend
+
+__all__ += [
+    "RESET_MODES", "fire", "MultiSpikeFunction", "reset_membrane", "lif_step", "li_step",
+    "alif_step", "synaptic_step", "rlif_step", "lif_scan", "LIFScanFunction", "LIFScanResult",
+    "register_lif_backend", "lif_backends",
+]

@@ -105,7 +105,8 @@ def quantize(x: torch.Tensor, step: Union[float, torch.Tensor], levels: int,
 
     Args:
         x: ``[*]`` floating tensor.
-        step: positive float or tensor broadcastable to ``x`` (per-channel), possibly learnable.
+        step: positive float (checked) or positive tensor broadcastable to ``x`` (per-channel,
+            possibly learnable; its values are not read, so keep it positive by parametrisation).
         levels: number of steps ``hi - lo`` (>= 1); ``2**bits - 1`` for ``bits`` bits.
         surrogate: instance, name or ``None`` (ATan); default ``"straight_through"``.
         signed: unsigned ``0..levels`` or signed (see :func:`level_range`).
@@ -116,10 +117,13 @@ def quantize(x: torch.Tensor, step: Union[float, torch.Tensor], levels: int,
     """
     check_float_tensor(x, "x")
     if isinstance(step, torch.Tensor):
+        # A tensor step is kept positive by its owner's parametrisation; reading its values
+        # here would be a host sync in every forward (and a graph break under torch.compile).
         check_float_tensor(step, "step")
         check_broadcast(step, "step", x.shape, "x")
         if step.dim() > 0 or step.device.type != "cpu":
             check_same_device(step, "step", x, "x")
-    check_positive(step, "step")
+    else:
+        check_positive(step, "step")
     u = x / step
     return staircase(u, levels, surrogate, signed, relaxed) * step

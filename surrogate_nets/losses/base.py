@@ -74,6 +74,13 @@ class SpikeLoss(nn.Module):
         """Apply ``self.reduction`` to a per-sample (or elementwise) loss."""
         return reduce(per_sample, self.reduction, normaliser)
 
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """Class predictions ``[B]`` read out the way this loss trains: by default
+        ``argmax_c sum_t output[t, b, c]`` (the spike count / summed score); an output
+        without a time axis ``[B, C]`` is read by ``argmax_c``."""
+        out = output.detach()
+        return (out if out.dim() == 2 else out.sum(0)).argmax(-1)
+
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must implement forward(output, target)")
 

@@ -153,6 +153,14 @@ class FirstSpikeLoss(SpikeLoss):
         hot = torch.nn.functional.one_hot(target, C).to(dtype)
         return _resolve_time(off + (on - off) * hot, T)
 
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """The class that fires first, ``argmin_c t_first[b, c]``; among equal times (and
+        silence) the larger spike count wins."""
+        out = output.detach()
+        t = first_spike_time(out)
+        count = out.sum(0)
+        return (-t + 1e-3 * count / (1.0 + count.abs().max())).argmax(-1)
+
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_class_output(output)
         T, B, C = output.shape

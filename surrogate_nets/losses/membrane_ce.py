@@ -79,6 +79,10 @@ class MembraneCrossEntropy(SpikeLoss):
         self.register_buffer("weight", make_weight(weight))
         self.label_smoothing = check_label_smoothing(label_smoothing)
 
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """``argmax_c`` of the trace reduced over time as the loss reduces it."""
+        return reduce_time(output.detach(), self.reduce).argmax(-1)
+
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_class_output(output)
         target = check_class_target(target, output)

@@ -113,5 +113,10 @@ class RegularizedLoss(SpikeLoss):
                                "the first forward (needs_model=True)")
         return self.loss(output, target) + regularization(model, self.regularizer, self.key)
 
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """The wrapped loss's readout (see :meth:`SpikeLoss.predict`)."""
+        fn = getattr(self.loss, "predict", None)
+        return fn(output) if callable(fn) else super().predict(output)
+
     def extra_repr(self) -> str:
         return f"key={self.key!r}"

@@ -113,6 +113,14 @@ class Surrogate(nn.Module):
         self._refresh_host_alpha()
         self.register_load_state_dict_post_hook(lambda module, keys: module._refresh_host_alpha())
 
+    @property
+    def host_alpha(self):
+        """``(min, max)`` of a fixed alpha as Python floats, or ``None`` when alpha is learnable.
+
+        Cached on the host (refreshed by ``set_alpha`` and ``load_state_dict``), so code paths
+        can specialise on it without reading the device."""
+        return self._host_alpha
+
     def _refresh_host_alpha(self) -> None:
         """Cache (min, max) of a fixed alpha on the host, so backward passes never read the
         device (no host sync on CUDA, no graph break under ``torch.compile``)."""

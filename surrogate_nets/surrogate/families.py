@@ -49,7 +49,7 @@ class Rectangle(Surrogate):
 
     def staircase_derivative(self, u, alpha, lo, hi, wrt_alpha=False):
         # With a fixed alpha == 1 the boxes tile [lo, hi) exactly: the LSQ straight-through mask.
-        if not wrt_alpha and self._host_alpha == (1.0, 1.0):
+        if not wrt_alpha and self.host_alpha == (1.0, 1.0):
             return ((u >= lo) & (u < hi)).to(u.dtype)
         return super().staircase_derivative(u, alpha, lo, hi, wrt_alpha)
 

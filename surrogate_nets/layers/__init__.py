@@ -1,0 +1,10 @@
+"""Composition of time-major networks: time folding, Sequential, flatten, temporal dropout, reset."""
+
+from .dropout import TemporalDropout
+from .flatten import Flatten
+from .sequential import Sequential, is_time_major
+from .state import reset
+from .time_distributed import TimeDistributed, fold_time
+
+__all__ = ["TimeDistributed", "fold_time", "Sequential", "Flatten", "TemporalDropout", "reset",
+           "is_time_major"]

@@ -1,0 +1,90 @@
+r"""Non-spiking leaky integrator (readout layer)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence, Union
+
+import torch
+
+from ..functional.lif import _lif_scan_unchecked
+from ..functional.neurons import li_step
+from ..surrogate import ATan
+from .base import BaseNeuron, _fmt, decay_from
+from .lif import _check_backend
+from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor, register_constrained
+
+_UNUSED_SURROGATE = ATan()  # LI never spikes: the scan's spike branch is never differentiated
+
+
+class LIState(NamedTuple):
+    """State of :class:`LI`.
+
+    Attributes:
+        v: ``[B, ...]`` membrane potential.
+    """
+
+    v: torch.Tensor
+
+
+class LI(BaseNeuron):
+    r"""Leaky integrator without spikes: returns the membrane trace (for membrane-potential losses).
+
+    .. math::
+        v_t = \beta\,v_{t-1} + x_t \qquad(\text{decay\_input=True: } \beta\,v_{t-1} + (1-\beta)\,x_t)
+
+    Typical readout: ``Linear -> LI`` and a loss on ``v.max(0)`` or ``v.mean(0)`` or ``v[-1]``.
+    Counterparts: Norse ``LICell`` (current-based: use :class:`~surrogate_nets.neurons.Synaptic`
+    semantics there), snnTorch ``Leaky(reset_mechanism="none")`` reading ``mem``, SpikingJelly
+    ``LIFNode`` with an unreachable threshold (``v_threshold=inf``) reading ``v_seq``.
+
+    Shapes: ``[T, B, ...]`` -> ``[T, B, ...]`` (the trace ``v_t``); state :class:`LIState`.
+    Recordable: ``"v"`` (the output itself).
+
+    Args:
+        beta, tau, decay_input, learn_beta: as in :class:`~surrogate_nets.neurons.LIF`
+            (default ``tau = 2``).
+        shape, num_neurons, stateful, record, record_rates: see
+            :class:`~surrogate_nets.neurons.base.BaseNeuron`.
+        backend: the :func:`~surrogate_nets.functional.lif_scan` backend used for the recurrence.
+    """
+
+    State = LIState
+    recordable = ("v",)
+    beta = Constrained("unit", "the decay beta in (0, 1]", floor=DECAY_FLOOR)
+
+    def __init__(self, beta: Union[float, torch.Tensor, None] = None,
+                 tau: Union[float, torch.Tensor, None] = None, decay_input: bool = False,
+                 learn_beta: bool = False, *, shape=None, num_neurons: Optional[int] = None,
+                 stateful: bool = False, record: Union[str, Sequence[str]] = (),
+                 record_rates: bool = False, backend: str = "auto"):
+        super().__init__(shape=shape, num_neurons=num_neurons, stateful=stateful, record=record,
+                         record_rates=record_rates)
+        b = decay_from(beta, tau, "beta", "tau", 2.0, learn_beta)
+        register_constrained(self, "beta", as_param_tensor(b, self.shape), learn_beta)
+        self.decay_input = bool(decay_input)
+        self.backend = _check_backend(backend)
+
+    @property
+    def tau(self) -> torch.Tensor:
+        return 1 / (1 - self.beta)
+
+    def _per_neuron(self):
+        return {"beta": self.beta}
+
+    def _prepare(self, dtype):
+        return {"beta": self.beta.to(dtype)}
+
+    def _step(self, x_t, state, p):
+        v = li_step(x_t, state.v, p["beta"], self.decay_input)
+        return v, LIState(v), v
+
+    def _multistep(self, x, state, p, keys):
+        inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
+        r = _lif_scan_unchecked(x, state.v, p["beta"], inf, _UNUSED_SURROGATE.fixed_alpha,
+                                _UNUSED_SURROGATE, "none", False, self.decay_input, 1, self.backend)
+        return r.h, LIState(r.v), {k: r.h for k in keys}
+
+    def extra_repr(self) -> str:
+        parts = [_fmt(self, "beta")] + (["decay_input=True"] if self.decay_input else [])
+        base = super().extra_repr()
+        return ", ".join(parts + ([base] if base else []))

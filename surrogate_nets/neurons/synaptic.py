@@ -1,0 +1,83 @@
+r"""Current-based LIF neuron (two time constants)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence, Union
+
+import torch
+
+from ..functional.neurons import synaptic_step
+from .base import SpikingNeuron, _fmt, decay_from
+from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor, register_constrained
+
+
+class SynapticState(NamedTuple):
+    """State of :class:`Synaptic`.
+
+    Attributes:
+        i: ``[B, ...]`` synaptic current.
+        v: ``[B, ...]`` membrane potential after the last reset.
+    """
+
+    i: torch.Tensor
+    v: torch.Tensor
+
+
+class Synaptic(SpikingNeuron):
+    r"""Current-based LIF: the input charges a synaptic current that decays with its own constant.
+
+    .. math::
+        I_t = \alpha_{syn} I_{t-1} + x_t,\quad
+        h_t = \beta v_{t-1} + I_t\ (\text{or } (1-\beta) I_t),\quad
+        s_t = H(h_t - \theta)\ (\textstyle\sum_{k\le L} H(h_t - k\theta)),\quad
+        v_t = \mathrm{reset}(h_t, s_t)
+
+    (The discretised current-based LIF of Zenke & Ganguli, SuperSpike, Neural Computation 2018;
+    Neftci et al. 2019.) Decays: ``alpha_syn``/``tau_syn`` and ``beta``/``tau`` with
+    ``decay = 1 - 1/tau`` (defaults ``tau_syn = tau = 2``); ``learn_alpha_syn``, ``learn_beta``
+    learn them through a sigmoid, scalar or per neuron.
+
+    Counterparts: snnTorch ``Synaptic(alpha, beta)`` (``syn_t = alpha syn_{t-1} + x_t``,
+    ``mem_t = beta mem_{t-1} + syn_t - reset``, with snnTorch's delayed reset: see
+    :class:`~surrogate_nets.neurons.LIF`); Norse ``LIFCell`` (its default LIF is current-based,
+    ``v += dt tau_mem_inv (v_leak - v + i)`` then ``i`` decays and jumps by the input: a
+    different discretisation). SpikingJelly has no built-in.
+
+    Shapes: ``[T, B, ...]`` -> spikes ``[T, B, ...]``; state :class:`SynapticState`. Recordable:
+    ``"s"``, ``"h"``, ``"v"``, ``"i"``.
+    """
+
+    State = SynapticState
+    recordable = ("s", "h", "v", "i")
+    alpha_syn = Constrained("unit", "synaptic current decay in (0, 1]", floor=DECAY_FLOOR)
+    beta = Constrained("unit", "membrane decay in (0, 1]", floor=DECAY_FLOOR)
+
+    def __init__(self, alpha_syn=None, beta=None, *, tau_syn=None, tau=None, decay_input: bool = False,
+                 learn_alpha_syn: bool = False, learn_beta: bool = False,
+                 threshold: Union[float, torch.Tensor] = 1.0, learn_threshold: bool = False,
+                 surrogate=None, reset: str = "subtract", detach_reset: bool = False, levels: int = 1,
+                 shape=None, num_neurons: Optional[int] = None, stateful: bool = False,
+                 record: Union[str, Sequence[str]] = (), record_rates: bool = False):
+        super().__init__(threshold=threshold, learn_threshold=learn_threshold, surrogate=surrogate,
+                         reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
+                         num_neurons=num_neurons, stateful=stateful, record=record,
+                         record_rates=record_rates)
+        register_constrained(self, "alpha_syn", as_param_tensor(decay_from(
+            alpha_syn, tau_syn, "alpha_syn", "tau_syn", 2.0, learn_alpha_syn), self.shape), learn_alpha_syn)
+        register_constrained(self, "beta", as_param_tensor(
+            decay_from(beta, tau, "beta", "tau", 2.0, learn_beta), self.shape), learn_beta)
+        self.decay_input = bool(decay_input)
+
+    def _per_neuron(self):
+        return dict(super()._per_neuron(), alpha_syn=self.alpha_syn, beta=self.beta)
+
+    def _prepare(self, dtype):
+        return {k: getattr(self, k).to(dtype) for k in ("alpha_syn", "beta", "threshold")}
+
+    def _step(self, x_t, state, p):
+        s, i, v, h = synaptic_step(x_t, state.i, state.v, p["alpha_syn"], p["beta"], p["threshold"],
+                                   decay_input=self.decay_input, **self._spike_kw())
+        return s, SynapticState(i, v), h
+
+    def extra_repr(self) -> str:
+        return ", ".join([_fmt(self, "alpha_syn"), _fmt(self, "beta"), super().extra_repr()])

@@ -1,0 +1,297 @@
+r"""The fused fake quantizer: one autograd Function for LSQ, LSQ+, PACT and binary grids.
+
+For an input ``x``, a positive step ``s`` (per tensor or per channel), an optional offset ``b``
+and an integer range ``[lo, hi]``:
+
+.. math::
+    u = (x - b) / s,\qquad q = s\,R(u) + b,\qquad
+    R(u) = \mathrm{clamp}(\lfloor u + \tfrac12 \rfloor,\ lo,\ hi)
+
+``R`` is the staircase of :func:`surrogate_nets.functional.staircase`: exact in the forward pass,
+differentiated through a surrogate summed over its level boundaries in the backward pass
+(:meth:`Surrogate.staircase_derivative <surrogate_nets.surrogate.Surrogate.staircase_derivative>`).
+Every other dependency is differentiated exactly, written out here in closed form:
+
+.. math::
+    \partial q/\partial x = R'(u),\qquad
+    \partial q/\partial s = R(u) - u\,R'(u),\qquad
+    \partial q/\partial b = 1 - R'(u),\qquad
+    \partial q/\partial \alpha = s\,\partial_\alpha R(u)
+
+With the boxcar straight-through surrogate, ``R'(u) = 1[lo <= u < hi]`` and these are LSQ's
+gradients (Esser et al., "Learned step size quantization", ICLR 2020) and LSQ+'s offset gradient
+(Bhalgat et al., "LSQ+", CVPR-W 2020), clip-then-round.
+
+Why a fused Function rather than ``s * staircase(x / s)``: autograd through the composition saves
+``x``, ``u`` and ``R(u)`` (three tensors the size of ``x``) and runs about twice as many passes in
+the backward. This Function saves only its input ``x`` (shared with whoever else keeps it: a
+weight, a ReLU output) and recomputes ``u`` in the backward; the plain boxcar case (the default
+``"straight_through"`` surrogate) skips the surrogate machinery and uses one fused masking kernel.
+It is tested to agree with :func:`surrogate_nets.functional.quantize` (and hence with autograd
+through the staircase) for every surrogate, gradients of ``x``, ``s`` and ``alpha`` included.
+
+Precision: the math runs in ``x``'s dtype (step/offset gradients are accumulated in float32 for
+half types). bfloat16 keeps 8 significant bits, so ``u = x / s`` is itself rounded to about
+1/256 relative, which blurs the code boundaries at 7-8 bits; float16 holds integer codes exactly
+only up to 2048. Quantize in float32 where the exact grid matters.
+
+Two variants of the grid and of the step gradient:
+
+* ``binary=True``: the 1-bit signed grid ``{-s, +s}``, ``q = s * sign(x - b)`` with
+  ``sign(0) = +1``. It is the one-level staircase on the grid of spacing 2 shifted by -1,
+  ``R_\pm(u) = 2 H(u) - 1 = 2 R_{0,1}((u + 1)/2) - 1``, so ``R_\pm'(u) = R_{0,1}'((u+1)/2)`` (the
+  boxcar: ``1[-1 <= u < 1]``, the clipped STE of BinaryConnect / XNOR-Net style binarisation).
+* ``pact=True``: the step gradient drops the rounding residual, ``dq/ds = clamp(u, lo, hi) - u R'(u)``
+  (PACT, Choi et al. 2018: straight-through over the rounding, exact over the clip). With the
+  boxcar this is ``hi * 1[u >= hi] + lo * 1[u < lo]``, so a clip ``c = hi * s`` gets
+  ``dq/dc = 1[x >= c]`` for an unsigned quantizer.
+
+No host synchronisation happens in forward or backward: the step-gradient scale ``grad_scale`` is
+a Python float computed from shapes, and every branch is decided from Python values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Union
+
+import torch
+
+from .._validate import (check_broadcast, check_float_tensor, check_int, check_positive,
+                         check_same_device, sum_to_shape)
+from ..functional._common import alpha_for, alpha_grad, resolve_surrogate
+from ..surrogate import Rectangle, Surrogate
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def lsq_grad_scale(n: int, q_p: int) -> float:
+    r"""LSQ's step-gradient scale :math:`g = 1/\sqrt{N\,Q_P}` (Esser et al., ICLR 2020, Sec. 2.2).
+
+    ``N`` is the number of elements one step value quantizes (the paper: weights per layer, or
+    features per layer for activations), ``Q_P`` the largest positive level.
+    """
+    return 1.0 / math.sqrt(max(int(n), 1) * max(int(q_p), 1))
+
+
+def lsq_init_step(x: torch.Tensor, q_p: int, dim: Optional[int] = None,
+                  offset: Optional[torch.Tensor] = None) -> torch.Tensor:
+    r"""LSQ's initial step :math:`s_0 = 2\,\mathrm{mean}|x - b| / \sqrt{Q_P}` (Esser et al., ICLR 2020).
+
+    Per tensor (``dim=None``, returns ``[]``) or per channel along ``dim`` (returns ``[C]``).
+    Computed on the device, no host read. ``offset`` (broadcastable to ``x``) is subtracted first.
+    """
+    with torch.no_grad():
+        a = (x if offset is None else x - offset).detach().abs()
+        if dim is None:
+            m = a.float().mean()
+        else:
+            d = dim % x.dim()
+            others = tuple(i for i in range(x.dim()) if i != d)
+            m = a.float().mean(dim=others) if others else a.float()
+        return (2.0 / math.sqrt(max(int(q_p), 1))) * m
+
+
+def unit_box_ste(surrogate: Surrogate) -> bool:
+    """True when ``surrogate``'s staircase derivative is the plain mask ``1[lo <= u < hi]``.
+
+    That is a built-in :class:`~surrogate_nets.surrogate.Rectangle` (or ``StraightThrough``) with a
+    fixed ``alpha == 1`` and no overridden method. It reads the host copy of alpha that
+    :class:`~surrogate_nets.surrogate.Surrogate` keeps (refreshed by ``set_alpha`` and
+    ``load_state_dict``), so deciding costs no device read and traces under ``torch.compile``.
+    """
+    if not isinstance(surrogate, Rectangle) or surrogate.learnable:
+        return False
+    cls = type(surrogate)
+    for meth in ("derivative", "d_alpha", "staircase_derivative", "primitive"):
+        if getattr(cls, meth) is not getattr(Rectangle, meth):
+            return False
+    return getattr(surrogate, "host_alpha", None) == (1.0, 1.0)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sum(a * b)`` in one pass without a temporary (float32 accumulation for half types)."""
+    a = a.reshape(-1)
+    b = b.reshape(-1)
+    if a.dtype in _HALF:
+        return torch.dot(a.float(), b.float())
+    return torch.dot(a, b)
+
+
+def _sum(t: torch.Tensor, shape) -> torch.Tensor:
+    """``t`` summed to ``shape`` (float32 accumulation for half types)."""
+    if t.dtype in _HALF:
+        t = t.float()
+    if len(shape) == 0 or math.prod(shape) == 1:
+        return t.sum().reshape(shape)
+    return sum_to_shape(t, shape)
+
+
+def _below(lo: int, double: bool) -> float:
+    """The largest number below the integer ``lo <= 0`` in float64 (``double``) or float32.
+
+    ``u > _below(lo)`` is then exactly ``u >= lo`` for ``u`` of that precision (half types are
+    compared in float32). For ``lo = 0`` the smallest *normal* number is used, so a
+    flush-denormals mode cannot turn ``u = 0`` into "below range".
+    """
+    if lo == 0:
+        return -torch.finfo(torch.float64 if double else torch.float32).tiny
+    if double:
+        return math.nextafter(float(lo), -math.inf)
+    _, e = math.frexp(-lo)  # |lo| in [2**(e-1), 2**e): float32 spacing 2**(e-1-23) below it
+    return float(lo) - 2.0 ** (e - 24)
+
+
+def _stair_(u: torch.Tensor, lo: int, hi: int, binary: bool) -> torch.Tensor:
+    """``R(u)`` computed in place in ``u``: ``clamp(floor(u + 1/2), lo, hi)``; binary ``2 H(u) - 1``."""
+    if binary:  # 2 H(u) - 1 = clamp(2 floor(u) + 1, -1, 1): vectorised float ops, no boolean mask
+        return u.floor_().mul_(2).add_(1).clamp_(-1, 1)
+    return u.add_(0.5).floor_().clamp_(lo, hi)
+
+
+def _scaled(x: torch.Tensor, s: torch.Tensor, b: Optional[torch.Tensor]) -> torch.Tensor:
+    """``u = (x - b) / s`` as a new tensor (the forward and the backward compute it identically)."""
+    return x / s if b is None else (x - b).div_(s)
+
+
+def _boxcar_grad(grad: torch.Tensor, u: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """``grad * 1[lo <= u < hi]`` in one fused pass (``hardtanh_backward`` with an exact lower bound).
+
+    ``torch.where`` with a boolean mask is several times slower on CPU than this kernel.
+    """
+    return torch.ops.aten.hardtanh_backward(grad, u, _below(lo, u.dtype == torch.float64), float(hi))
+
+
+class FakeQuantFunction(torch.autograd.Function):
+    r"""``q = s R((x - b)/s) + b`` forward; closed-form surrogate gradients backward (see module doc).
+
+    Inputs: ``x [*]``; ``step`` and ``offset`` (or ``None``) broadcastable to ``x`` (any float
+    dtype; the math runs in ``x``'s dtype, their gradients come back in their own dtype);
+    ``alpha`` the surrogate's alpha; Python values ``surrogate, lo, hi, binary, pact, fast,
+    grad_scale`` (``fast``: use the boxcar mask; ``grad_scale``: factor on the step and offset
+    gradients).
+
+    Memory: saves the input ``x`` itself (plus the small step/offset/alpha tensors) and recomputes
+    ``u = (x - b)/s`` in the backward, bitwise as in the forward. Saving the input rather than
+    ``u`` costs nothing extra when the input is alive anyway (a weight, or the output of a ReLU
+    that saved it), and lets the forward compute the output in place in ``u``: one allocation
+    in the forward.
+
+    The step gradient ``sum(grad * e)`` uses the per-element ``e = R(u) - u R'(u)``, so the
+    in-range terms are the rounding residuals themselves rather than the difference of two large
+    sums. The boxcar path computes ``grad * 1[lo <= u < hi]`` and ``u * 1[lo <= u < hi]`` with the
+    fused ``hardtanh_backward`` kernel (boolean masks and ``torch.where`` are several times slower
+    on CPU) and allocates three tensors the size of ``x`` in the backward (``u``, ``gx`` and one
+    temporary): fresh large allocations cost page faults, so their count matters as much as
+    the number of passes.
+    """
+
+    @staticmethod
+    def forward(ctx, x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale):
+        s = step.to(x.dtype)
+        b = None if offset is None else offset.to(x.dtype)
+        out = _stair_(_scaled(x, s, b), lo, hi, binary).mul_(s)
+        if b is not None:
+            out = out.add_(b)
+        ctx.surrogate = surrogate
+        ctx.cfg = (lo, hi, binary, pact, fast, grad_scale)
+        ctx.save_for_backward(x, step, offset, alpha)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, step, offset, alpha = ctx.saved_tensors
+        lo, hi, binary, pact, fast, g = ctx.cfg
+        sur = ctx.surrogate
+        need_x, need_s, need_b, need_a = ctx.needs_input_grad[:4]
+        grad = grad.to(x.dtype)
+        u = _scaled(x, step.to(x.dtype), None if offset is None else offset.to(x.dtype))
+        # the range where the boxcar passes: codes lo..hi, binary: u in [-1, 1)
+        mlo, mhi = (-1, 1) if binary else (lo, hi)
+
+        gs = gb = ga = gx = None
+        if fast:
+            if need_x or need_b:
+                gx = _boxcar_grad(grad, u, mlo, mhi)  # grad * R'(u)
+            if need_b:
+                # dq/db = 1 - R'(u)
+                gb = _sum(grad - gx, offset.shape if offset.numel() > 1 else ())
+            if need_s:
+                # e = dq/ds = R(u) - u R'(u)   (PACT: clamp(u, lo, hi) - u R'(u)), per element,
+                # so in range it is the rounding residual itself; u is consumed in place
+                um = _boxcar_grad(u, u, mlo, mhi)  # u * 1[in range], fused
+                e = (u.clamp_(mlo, mhi) if pact else _stair_(u, lo, hi, binary)).sub_(um)
+                gs = _dot(grad, e) if step.numel() == 1 else _sum(grad * e, step.shape)
+        else:
+            # binary: R(u) = 2 R01((u + 1)/2) - 1, so R'(u) = R01'((u + 1)/2), dR/dalpha = 2 dR01/dalpha
+            uu, slo, shi = (u.mul(0.5).add_(0.5), 0, 1) if binary else (u, lo, hi)
+            a = alpha.to(u.dtype)
+            if need_a:
+                # dq/dalpha = s * dR/dalpha
+                da = sur.staircase_derivative(uu, a, slo, shi, wrt_alpha=True)
+                s = step.to(u.dtype)
+                ga = alpha_grad(sur, grad * da * (2 * s if binary else s), alpha)
+            if need_x or need_s or need_b:
+                dr = sur.staircase_derivative(uu, a, slo, shi)
+                gx = grad * dr
+                if need_b:
+                    gb = _sum(grad - gx, offset.shape if offset.numel() > 1 else ())
+                if need_s:
+                    r = u.clamp(mlo, mhi) if pact else _stair_(u.clone(), lo, hi, binary)
+                    e = r.addcmul_(u, dr, value=-1)
+                    gs = _dot(grad, e) if step.numel() == 1 else _sum(grad * e, step.shape)
+        if gs is not None:
+            gs = (gs * g if g != 1.0 else gs).reshape(step.shape).to(step.dtype)
+        if gb is not None:
+            gb = (gb * g if g != 1.0 else gb).reshape(offset.shape).to(offset.dtype)
+        return (gx if need_x else None), gs, gb, ga, None, None, None, None, None, None, None
+
+
+def fake_quantize(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
+                  surrogate: Union[str, Surrogate, None] = "straight_through",
+                  offset: Optional[torch.Tensor] = None, *, binary: bool = False,
+                  pact: bool = False, grad_scale: float = 1.0) -> torch.Tensor:
+    r"""Functional form of the fused fake quantizer (the modules in this package call the Function).
+
+    Shapes, dtypes and devices are checked; the *values* of ``step`` are not (that would read the
+    device): keep it positive by parametrisation.
+
+    .. math:: q = s\,\mathrm{clamp}(\lfloor (x - b)/s + \tfrac12 \rfloor, lo, hi) + b
+
+    Args:
+        x: ``[*]`` floating tensor.
+        step: positive tensor broadcastable to ``x`` (per tensor ``[]`` or per channel).
+        lo, hi: integer range of the codes (see :func:`surrogate_nets.functional.level_range`).
+        surrogate: a :class:`~surrogate_nets.surrogate.Surrogate`, a registry name, or ``None`` (ATan).
+        offset: optional offset ``b`` broadcastable to ``x`` (LSQ+).
+        binary: the ``{-s, +s}`` grid instead of ``[lo, hi]`` (``lo, hi`` ignored).
+        pact: PACT step gradient (rounding residual dropped).
+        grad_scale: factor on the step and offset gradients (LSQ's ``g``).
+
+    Returns:
+        ``[*]`` tensor in ``x``'s dtype.
+    """
+    check_float_tensor(x, "x")
+    for name, t in (("step", step), ("offset", offset)):
+        if t is None and name == "offset":
+            continue
+        check_float_tensor(t, name)
+        check_broadcast(t, name, x.shape, "x")
+        if t.dim() > 0 or t.device.type != "cpu":
+            check_same_device(t, name, x, "x")
+    lo, hi = check_int(lo, "lo"), check_int(hi, "hi")
+    if not binary and not lo < hi:
+        raise ValueError(f"need lo < hi, got lo={lo}, hi={hi}")
+    check_positive(grad_scale, "grad_scale")
+    sur = resolve_surrogate(surrogate)
+    return FakeQuantFunction.apply(x, step, offset, alpha_for(sur, x), sur, lo, hi, bool(binary),
+                                   bool(pact), unit_box_ste(sur), float(grad_scale))
+
+
+def int_codes(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
+              offset: Optional[torch.Tensor] = None, binary: bool = False,
+              dtype: torch.dtype = torch.int32) -> torch.Tensor:
+    """The integer codes ``k`` of :func:`fake_quantize`, so that ``q == k * s + b`` exactly."""
+    with torch.no_grad():
+        b = None if offset is None else offset.to(x.dtype)
+        return _stair_(_scaled(x, step.to(x.dtype), b), lo, hi, binary).to(dtype)

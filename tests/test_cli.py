@@ -1,0 +1,246 @@
+"""The ``surrogate-nets`` command line: train/eval, resume after SIGKILL, bad input, torchrun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from surrogate_nets import cli, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# small and fast: 192 training samples (3 batches of 64), 96 test samples, a narrow MLP
+QUICK = ["--limit-train", "192", "--limit-test", "96", "--hidden", "32", "--time-steps", "6",
+         "--no-progress", "--no-plots"]
+
+
+def run_cli(*args):
+    return cli.main([str(a) for a in args])
+
+
+def params(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert run_cli("train", *QUICK, "--epochs", 2, "--out", out) == 0
+    return out
+
+
+def test_train_writes_outputs(trained, capsys):
+    out = trained
+    for name in ("last.pt", "best.pt", "metrics.jsonl", "config.json"):
+        assert (out / name).is_file(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["dataset"] == "digits" and cfg["model"] == "mlp" and cfg["epochs"] == 2
+    assert cfg["input_shape"] == [2, 20, 20] and cfg["num_classes"] == 10
+    recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in recs] == [1, 2]
+    assert recs[-1]["test_acc"] > 0.3  # learns something in 2 tiny epochs
+    ck = torch.load(out / "last.pt", weights_only=True)
+    assert ck["config"]["hidden"] == 32 and ck["epoch"] == 2
+
+
+def test_eval_recomputes_stored_accuracy(trained, capsys):
+    assert run_cli("eval", trained / "last.pt", "--json", "--no-progress") == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["samples"] == 96
+    assert res["acc"] == res["stored_test_acc"]
+    assert run_cli("eval", trained / "best.pt", "--no-progress") == 0
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_existing_out_dir_is_refused(trained, capsys):
+    assert run_cli("train", *QUICK, "--epochs", 1, "--out", trained) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--resume" in err and "--overwrite" in err
+
+
+def test_overwrite_replaces_run(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--out", out) == 0
+    assert run_cli("train", *QUICK, "--epochs", 1, "--seed", 3, "--out", out, "--overwrite") == 0
+    assert json.loads((out / "config.json").read_text())["seed"] == 3
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--dataset", "mnist-foo"], "invalid choice: 'mnist-foo' (choose from 'digits', 'randman'"),
+    (["--model", "transformer"], "invalid choice: 'transformer' (choose from 'mlp', 'conv', 'recurrent')"),
+    (["--neuron", "hodgkin"], "invalid choice: 'hodgkin'"),
+    (["--epochs", "-1"], "expected an integer >= 0"),
+    (["--weight-bits", "40"], "bit widths go from 1 to 16"),
+])
+def test_bad_options_list_valid_values(args, expected, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", *args])
+    assert exc.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_unknown_loss_and_surrogate_list_valid_names(tmp_path, capsys):
+    assert run_cli("train", *QUICK, "--loss", "hinge-xyz", "--out", tmp_path / "a") == 2
+    err = capsys.readouterr().err
+    assert "unknown loss 'hinge-xyz'" in err and "rate-ce" in err and "membrane-ce" in err
+    assert run_cli("train", *QUICK, "--surrogate", "wiggle", "--out", tmp_path / "b") == 2
+    err = capsys.readouterr().err
+    assert "unknown surrogate 'wiggle'" in err and "atan" in err
+    assert run_cli("train", *QUICK, "--loss-kw", "no_equals_sign", "--out", tmp_path / "c") == 2
+    assert "key=value" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "train" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage" * 10)
+    assert run_cli("eval", bad) == 1
+    assert "corrupt" in capsys.readouterr().err
+    assert run_cli("eval", tmp_path / "missing.pt") == 1
+    assert "does not exist" in capsys.readouterr().err
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--out", out) == 0
+    data = (out / "last.pt").read_bytes()
+    (out / "last.pt").write_bytes(data[:1000])
+    assert run_cli("train", *QUICK, "--epochs", 2, "--out", out, "--resume") == 1
+    assert "corrupt or truncated" in capsys.readouterr().err
+
+
+def test_incompatible_checkpoint_is_a_clear_error(trained, tmp_path, capsys):
+    ck = torch.load(trained / "last.pt", weights_only=True)
+    ck["config"]["hidden"] = 48  # the stored weights no longer fit the stored config
+    train.save_checkpoint(ck, tmp_path / "mismatch.pt")
+    assert run_cli("eval", tmp_path / "mismatch.pt") == 1
+    err = capsys.readouterr().err
+    assert "does not fit this model" in err and "shape mismatch" in err
+    ck["config"] = {"something": "else"}  # e.g. written by train.fit from a script
+    train.save_checkpoint(ck, tmp_path / "noconfig.pt")
+    assert run_cli("eval", tmp_path / "noconfig.pt") == 1
+    assert "no usable command-line configuration" in capsys.readouterr().err
+
+
+def test_resume_with_conflicting_options_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--out", out) == 0
+    assert run_cli("train", *QUICK, "--epochs", 2, "--hidden", 64, "--out", out, "--resume") == 1
+    err = capsys.readouterr().err
+    assert "different configuration" in err and "hidden" in err
+    # omitted options come from the stored configuration
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots") == 0
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_nan_loss_plugin_stops_with_clear_message(tmp_path, capsys):
+    plugin = tmp_path / "nanloss.py"
+    plugin.write_text(textwrap.dedent("""
+        import torch
+        from surrogate_nets.losses import MembraneCrossEntropy
+
+        class NaNLoss(MembraneCrossEntropy):
+            calls = 0
+            def forward(self, output, target):
+                if torch.is_grad_enabled():
+                    NaNLoss.calls += 1
+                    if NaNLoss.calls > 4:          # epoch 2, batch 2
+                        return super().forward(output, target) * float("nan")
+                return super().forward(output, target)
+    """))
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 3, "--loss", f"{plugin}:NaNLoss", "--readout", "li",
+                   "--out", out) == 1
+    err = capsys.readouterr().err
+    assert "nan at epoch 2, batch 2" in err and "last good checkpoint (epoch 1)" in err
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_quantized_and_other_models_train(tmp_path):
+    for i, extra in enumerate([["--weight-bits", 4, "--act-bits", 6],
+                               ["--model", "recurrent", "--neuron", "alif"],
+                               ["--model", "conv", "--hidden", 16, "--limit-train", 64]]):
+        out = tmp_path / f"m{i}"
+        assert run_cli("train", *QUICK, "--epochs", 1, "--out", out, *extra) == 0
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["epochs"] == 1
+    ck = torch.load(tmp_path / "m0" / "last.pt", weights_only=True)
+    assert any("step" in k for k in ck["model"])  # the quantizers' learnable steps are saved
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys, torch
+    import surrogate_nets.losses as L
+    from surrogate_nets import cli
+
+    real_get = L.get
+    calls = [0]
+
+    def get(name, **kw):  # the loss used by the CLI kills the process at training step 5
+        loss = real_get(name, **kw)
+        forward = loss.forward
+
+        def killing_forward(output, target):
+            if torch.is_grad_enabled():
+                calls[0] += 1
+                if calls[0] == 5:            # epoch 2 of 3-batch epochs, after epoch 1's checkpoint
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return forward(output, target)
+
+        loss.forward = killing_forward
+        return loss
+
+    L.get = get
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    args = [*QUICK, "--epochs", 3]
+    full = tmp_path / "full"
+    assert run_cli("train", *args, "--out", full) == 0
+
+    part = tmp_path / "part"
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    proc = subprocess.run([sys.executable, str(script), "train", *map(str, args), "--out", str(part)],
+                          env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert torch.load(part / "last.pt", weights_only=True)["epoch"] == 1  # killed mid-epoch 2
+
+    assert run_cli("train", *args, "--out", part, "--resume") == 0
+    assert_same(params(full / "last.pt"), params(part / "last.pt"))
+    recs = [json.loads(l) for l in (part / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in recs] == [1, 2, 3]
+    full_recs = [json.loads(l) for l in (full / "metrics.jsonl").read_text().splitlines()]
+    assert [r["test_acc"] for r in recs] == [r["test_acc"] for r in full_recs]
+
+
+def test_python_m_entry_point_and_torchrun(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "surrogate_nets", "--version"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "surrogate-nets" in proc.stdout
+    out = tmp_path / "ddp"
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--rdzv_backend=c10d", "--rdzv_endpoint=localhost:0", "-m",
+                           "surrogate_nets", "train", *QUICK, "--epochs", "1", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = torch.load(out / "last.pt", weights_only=True)
+    assert ck["config"]["fit"]["world_size"] == 2
+    assert proc.stdout.count("final test accuracy") == 1  # rank 0 alone reports
