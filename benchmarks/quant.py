@@ -16,9 +16,9 @@ the implementations are interleaved round by round, so background load hits them
 Saved bytes are summed with ``torch.autograd.graph.saved_tensors_hooks`` over one forward.
 Ratios are ``other / ours`` (> 1: ours is faster / saves less).
 
-Reproduce (torch 2.14.1 + brevitas venv)::
+Reproduce (from the repo root, with the ``bench`` extra: torch 2.14.1 + brevitas)::
 
-    . /tmp/benchvenv/bin/activate && cd /work/main && \\
+    pip install -e ".[bench]" && \\
         python benchmarks/quant.py --sizes 65536 1048576 16777216 --threads 1   # and --threads 2
 
 Measured (2-core AMD EPYC VM shared with other jobs, load ~4; torch 2.14.1; 1 thread; median ms,

@@ -20,7 +20,8 @@ training time per epoch is reported.
 
 Run (the peers live in a separate environment)::
 
-    PYTHONPATH=/work/main /tmp/benchvenv/bin/python benchmarks/train_peers.py [--epochs 10]
+    pip install -e ".[bench]"          # snntorch, spikingjelly, ... (they pull their own torch)
+    python benchmarks/train_peers.py [--epochs 10]
 
 Prints one table: test accuracy and seconds per epoch, with the ratios ours / theirs.
 """

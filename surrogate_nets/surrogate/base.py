@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
