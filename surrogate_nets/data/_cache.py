@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .._io import atomic_write
 
 #: Environment variable that overrides the default cache directory.
 CACHE_ENV = "SURROGATE_NETS_CACHE"
@@ -38,22 +39,10 @@ def config_hash(config: dict) -> str:
 
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    """Write ``arrays`` to ``path`` (uncompressed ``.npz``) via a temp file and ``os.replace``,
-    so readers never see a half-written file and concurrent writers do not clash."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache is fine to share read-only
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write ``arrays`` to ``path`` (uncompressed ``.npz``) through
+    :func:`~surrogate_nets._io.atomic_write`, so readers never see a half-written file and
+    concurrent writers do not clash."""
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray] | None:

@@ -138,6 +138,17 @@ def cross_entropy_rows(logits: torch.Tensor, target: torch.Tensor, weight: Optio
                            label_smoothing=label_smoothing)
 
 
+def per_step_cross_entropy(output: torch.Tensor, target: torch.Tensor,
+                           weight: Optional[torch.Tensor], label_smoothing: float) -> torch.Tensor:
+    r"""Cross entropy at every time step, averaged over time: per-sample ``[B]``
+    :math:`\frac1T\sum_t \mathrm{CE}(o_{t,b}, y_b)` of ``output`` ``[T, B, C]`` and ``target``
+    ``[B]`` (indices) or ``[B, C]`` (probabilities), the same target at every step."""
+    T, B, C = output.shape
+    rows = target.repeat(T) if target.dim() == 1 else target.repeat(T, 1)
+    per = cross_entropy_rows(output.reshape(T * B, C), rows, weight, label_smoothing)
+    return per.reshape(T, B).mean(0)
+
+
 def reduce(per_sample: torch.Tensor, reduction: str, normaliser: Optional[torch.Tensor] = None):
     """Apply a torch-style reduction to a per-sample loss.
 

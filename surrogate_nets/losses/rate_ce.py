@@ -12,6 +12,7 @@ from ._common import (
     check_label_smoothing,
     cross_entropy_rows,
     make_weight,
+    per_step_cross_entropy,
     weight_for,
 )
 from .base import SpikeLoss
@@ -59,14 +60,11 @@ class RateCrossEntropy(SpikeLoss):
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_class_output(output)
         target = check_class_target(target, output)
-        T, B, C = output.shape
         w = weight_for(self.weight, output)
         if self.mode == "count":
             per = cross_entropy_rows(output.sum(0), target, w, self.label_smoothing)
         else:
-            rows = target.repeat(T) if target.dim() == 1 else target.repeat(T, 1)
-            per = cross_entropy_rows(output.reshape(T * B, C), rows, w, self.label_smoothing)
-            per = per.reshape(T, B).mean(0)
+            per = per_step_cross_entropy(output, target, w, self.label_smoothing)
         return self._reduce(per, ce_normaliser(w, target))
 
     def extra_repr(self) -> str:

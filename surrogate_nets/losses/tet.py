@@ -11,8 +11,8 @@ from ._common import (
     check_class_target,
     check_label_smoothing,
     check_number,
-    cross_entropy_rows,
     make_weight,
+    per_step_cross_entropy,
     reduce,
     weight_for,
 )
@@ -65,11 +65,8 @@ class TETLoss(SpikeLoss):
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_class_output(output)
         target = check_class_target(target, output)
-        T, B, C = output.shape
         w = weight_for(self.weight, output)
-        rows = target.repeat(T) if target.dim() == 1 else target.repeat(T, 1)
-        ce = cross_entropy_rows(output.reshape(T * B, C), rows, w, self.label_smoothing)
-        ce = ce.reshape(T, B).mean(0)
+        ce = per_step_cross_entropy(output, target, w, self.label_smoothing)
         mse = (output - self.target).pow(2).mean(dim=(0, 2))
         if self.reduction == "none":
             return (1.0 - self.lam) * ce + self.lam * mse

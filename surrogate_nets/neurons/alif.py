@@ -6,10 +6,9 @@ from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 
-from .._validate import check_float_tensor, check_positive
 from ..functional.neurons import alif_step
-from .base import SpikingNeuron, _fmt, decay_from
-from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor, register_constrained
+from .base import SpikingNeuron, _fmt
+from .parametrize import DECAY_FLOOR, Constrained
 
 
 class ALIFState(NamedTuple):
@@ -67,15 +66,10 @@ class ALIF(SpikingNeuron):
                          reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
                          num_neurons=num_neurons, stateful=stateful, record=record,
                          record_rates=record_rates)
-        register_constrained(self, "beta", as_param_tensor(
-            decay_from(beta, tau, "beta", "tau", 2.0, learn_beta), self.shape), learn_beta)
-        register_constrained(self, "rho", as_param_tensor(
-            decay_from(rho, tau_adapt, "rho", "tau_adapt", 20.0, learn_rho), self.shape), learn_rho)
-        if isinstance(adaptation, torch.Tensor):
-            check_float_tensor(adaptation, "adaptation")
-        check_positive(adaptation.detach() if isinstance(adaptation, torch.Tensor) else adaptation,
-                       "adaptation", allow_zero=not learn_adaptation)
-        register_constrained(self, "adaptation", as_param_tensor(adaptation, self.shape), learn_adaptation)
+        self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
+        self._register_decay("rho", rho, tau_adapt, "tau_adapt", 20.0, learn_rho)
+        self._register_positive("adaptation", adaptation, learn_adaptation,
+                                allow_zero=not learn_adaptation)
         self.decay_input = bool(decay_input)
 
     def _per_neuron(self):

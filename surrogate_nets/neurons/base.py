@@ -133,6 +133,23 @@ class BaseNeuron(nn.Module):
         self.set_record(record, bool(record_rates))
         self._state = None
 
+    # ------------------------------------------------------------------ parameters
+    def _register_decay(self, name: str, value, tau, tau_name: str, default_tau: float,
+                        learnable: bool) -> None:
+        """Register the decay ``name`` in ``(0, 1]``, given as itself or as the time constant
+        ``tau_name`` (see :func:`decay_from`), with this neuron's ``shape``."""
+        decay = decay_from(value, tau, name, tau_name, default_tau, learnable)
+        register_constrained(self, name, as_param_tensor(decay, self.shape), learnable)
+
+    def _register_positive(self, name: str, value, learnable: bool, allow_zero: bool = False) -> None:
+        """Register the positive (``>= 0`` with ``allow_zero``) quantity ``name`` with this neuron's
+        ``shape``, after checking a float or float tensor ``value``."""
+        if isinstance(value, torch.Tensor):
+            check_float_tensor(value, name)
+        check_positive(value.detach() if isinstance(value, torch.Tensor) else value, name,
+                       allow_zero=allow_zero)
+        register_constrained(self, name, as_param_tensor(value, self.shape), learnable)
+
     # ------------------------------------------------------------------ recording
     def set_record(self, record: Union[str, Sequence[str], None] = None,
                    record_rates: Optional[bool] = None) -> None:
@@ -298,10 +315,7 @@ class SpikingNeuron(BaseNeuron):
                  surrogate: Union[str, Surrogate, None] = None, reset: str = "subtract",
                  detach_reset: bool = False, levels: int = 1, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(threshold, torch.Tensor):
-            check_float_tensor(threshold, "threshold")
-        check_positive(threshold.detach() if isinstance(threshold, torch.Tensor) else threshold, "threshold")
-        register_constrained(self, "threshold", as_param_tensor(threshold, self.shape), learn_threshold)
+        self._register_positive("threshold", threshold, learn_threshold)
         self.surrogate = resolve_surrogate(surrogate)
         self.reset_mode = check_choice(reset, "reset", RESET_MODES)
         self.detach_reset = bool(detach_reset)

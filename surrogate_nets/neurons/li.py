@@ -9,9 +9,9 @@ import torch
 from ..functional.lif import _lif_scan_unchecked
 from ..functional.neurons import li_step
 from ..surrogate import ATan
-from .base import BaseNeuron, _fmt, decay_from
-from .lif import _check_backend
-from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor, register_constrained
+from .base import BaseNeuron, _fmt
+from .lif import LIF, _check_backend
+from .parametrize import DECAY_FLOOR, Constrained
 
 _UNUSED_SURROGATE = ATan()  # LI never spikes: the scan's spike branch is never differentiated
 
@@ -59,14 +59,11 @@ class LI(BaseNeuron):
                  record_rates: bool = False, backend: str = "auto"):
         super().__init__(shape=shape, num_neurons=num_neurons, stateful=stateful, record=record,
                          record_rates=record_rates)
-        b = decay_from(beta, tau, "beta", "tau", 2.0, learn_beta)
-        register_constrained(self, "beta", as_param_tensor(b, self.shape), learn_beta)
+        self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
         self.backend = _check_backend(backend)
 
-    @property
-    def tau(self) -> torch.Tensor:
-        return 1 / (1 - self.beta)
+    tau = LIF.tau  # 1 / (1 - beta)
 
     def _per_neuron(self):
         return {"beta": self.beta}

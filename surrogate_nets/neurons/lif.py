@@ -9,8 +9,8 @@ import torch
 from ..functional.lif import _lif_scan_unchecked, lif_backends
 from ..functional.neurons import lif_step, reset_membrane
 from ..functional._common import alpha_for
-from .base import SpikingNeuron, _fmt, decay_from
-from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor, register_constrained
+from .base import SpikingNeuron, _fmt
+from .parametrize import DECAY_FLOOR, Constrained
 
 
 class LIFState(NamedTuple):
@@ -108,8 +108,7 @@ class LIF(SpikingNeuron):
                          reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
                          num_neurons=num_neurons, stateful=stateful, record=record,
                          record_rates=record_rates)
-        b = decay_from(beta, tau, "beta", "tau", 2.0, learn_beta)
-        register_constrained(self, "beta", as_param_tensor(b, self.shape), learn_beta)
+        self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
         self.backend = _check_backend(backend)
 

@@ -10,8 +10,8 @@ from torch import nn
 
 from .._validate import check_choice
 from ..functional.neurons import rlif_step
-from .base import SpikingNeuron, _fmt, decay_from
-from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor, register_constrained
+from .base import SpikingNeuron, _fmt
+from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor
 
 
 class RLIFState(NamedTuple):
@@ -65,8 +65,7 @@ class RLIF(SpikingNeuron):
                          reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
                          num_neurons=num_neurons, stateful=stateful, record=record,
                          record_rates=record_rates)
-        register_constrained(self, "beta", as_param_tensor(
-            decay_from(beta, tau, "beta", "tau", 2.0, learn_beta), self.shape), learn_beta)
+        self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
         self.connectivity = self_conn
         if self_conn == "all_to_all":

@@ -7,8 +7,8 @@ from typing import NamedTuple, Optional, Sequence, Union
 import torch
 
 from ..functional.neurons import synaptic_step
-from .base import SpikingNeuron, _fmt, decay_from
-from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor, register_constrained
+from .base import SpikingNeuron, _fmt
+from .parametrize import DECAY_FLOOR, Constrained
 
 
 class SynapticState(NamedTuple):
@@ -62,10 +62,8 @@ class Synaptic(SpikingNeuron):
                          reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
                          num_neurons=num_neurons, stateful=stateful, record=record,
                          record_rates=record_rates)
-        register_constrained(self, "alpha_syn", as_param_tensor(decay_from(
-            alpha_syn, tau_syn, "alpha_syn", "tau_syn", 2.0, learn_alpha_syn), self.shape), learn_alpha_syn)
-        register_constrained(self, "beta", as_param_tensor(
-            decay_from(beta, tau, "beta", "tau", 2.0, learn_beta), self.shape), learn_beta)
+        self._register_decay("alpha_syn", alpha_syn, tau_syn, "tau_syn", 2.0, learn_alpha_syn)
+        self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
 
     def _per_neuron(self):

@@ -28,8 +28,16 @@ _DOC_ARGS = """
 
 
 class _QuantConvNd(QuantLayerMixin):
-    def _init_quant_conv(self, bits, per_channel, surrogate, narrow, grad_scale, init,
-                         weight_quant, input_quant, output_quant):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None, *, bits: int = 4, per_channel: bool = True,
+                 surrogate: Union[str, Surrogate] = "straight_through", narrow: bool = False,
+                 grad_scale: Union[bool, str, float, None] = True, init: str = "lsq",
+                 weight_quant: Optional[Quantizer] = None, input_quant: Optional[nn.Module] = None,
+                 output_quant: Optional[nn.Module] = None):
+        # the float convolution's own __init__ (Conv1d and Conv2d take the same arguments)
+        self._float_cls.__init__(self, in_channels, out_channels, kernel_size, stride, padding,
+                                 dilation, groups, bias, padding_mode, device, dtype)
         self._setup_quant(bits, per_channel, surrogate, narrow, grad_scale, init, weight_quant,
                           input_quant, output_quant)
 
@@ -54,18 +62,6 @@ class QuantConv2d(_QuantConvNd, nn.Conv2d):
 
     _float_cls = nn.Conv2d
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None, *, bits: int = 4, per_channel: bool = True,
-                 surrogate: Union[str, Surrogate] = "straight_through", narrow: bool = False,
-                 grad_scale: Union[bool, str, float, None] = True, init: str = "lsq",
-                 weight_quant: Optional[Quantizer] = None, input_quant: Optional[nn.Module] = None,
-                 output_quant: Optional[nn.Module] = None):
-        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                           groups, bias, padding_mode, device, dtype)
-        self._init_quant_conv(bits, per_channel, surrogate, narrow, grad_scale, init, weight_quant,
-                              input_quant, output_quant)
-
 
 class QuantConv1d(_QuantConvNd, nn.Conv1d):
     __doc__ = r"""``y = Q_out(conv1d(Q_in(x), Q_W(W)) + bias)``: a drop-in ``nn.Conv1d``.
@@ -74,15 +70,3 @@ class QuantConv1d(_QuantConvNd, nn.Conv1d):
 """ + _DOC_ARGS
 
     _float_cls = nn.Conv1d
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None, *, bits: int = 4, per_channel: bool = True,
-                 surrogate: Union[str, Surrogate] = "straight_through", narrow: bool = False,
-                 grad_scale: Union[bool, str, float, None] = True, init: str = "lsq",
-                 weight_quant: Optional[Quantizer] = None, input_quant: Optional[nn.Module] = None,
-                 output_quant: Optional[nn.Module] = None):
-        nn.Conv1d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                           groups, bias, padding_mode, device, dtype)
-        self._init_quant_conv(bits, per_channel, surrogate, narrow, grad_scale, init, weight_quant,
-                              input_quant, output_quant)
