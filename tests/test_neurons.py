@@ -392,3 +392,35 @@ def test_bad_input_errors():
 def test_isinstance_and_time_major_marker():
     for m in (IF(), LIF(), PLIF(), ALIF(), Synaptic(), RLIF(num_neurons=2), LI()):
         assert isinstance(m, BaseNeuron) and m.time_major
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pickle_round_trip_of_every_neuron(kind):
+    import io
+    import pickle
+
+    m = make(kind)
+    x = torch.randn(5, 2, N, dtype=torch.float64) * 2
+    clone = pickle.loads(pickle.dumps(m))
+    torch.testing.assert_close(clone(x), m(x))
+    buf = io.BytesIO()
+    torch.save(Sequential(m), buf)
+    buf.seek(0)
+    torch.testing.assert_close(torch.load(buf, weights_only=False)(x), m(x))
+
+
+def test_assigning_a_fixed_parameter_is_range_checked():
+    m = ALIF(num_neurons=3)
+    with pytest.raises(ValueError, match=r"threshold.*> 0.*-1"):
+        m.threshold = -1.0
+    with pytest.raises(ValueError, match=r"beta must be in \(0, 1\], got 1\.5"):
+        m.beta = 1.5
+    with pytest.raises(ValueError, match=r"rho.*0\.0"):
+        m.rho = torch.tensor([0.5, 0.0, 0.5])
+    with pytest.raises(ValueError, match=r"adaptation.*>= 0"):
+        m.adaptation = -0.1
+    torch.testing.assert_close(m.threshold, torch.ones(3))  # unchanged by the failed assignments
+    m.adaptation = 0.0  # a fixed adaptation may be 0
+    m.beta = 1.0  # a fixed decay may be 1 (no leak)
+    m.threshold = torch.tensor([0.5, 1.0, 2.0])
+    torch.testing.assert_close(m.threshold, torch.tensor([0.5, 1.0, 2.0]))

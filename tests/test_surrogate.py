@@ -199,3 +199,23 @@ def test_host_alpha_cache_follows_set_alpha_and_load_state_dict():
     assert s.reach() == 3
     s.load_state_dict(S.Rectangle(alpha=1.0).state_dict())
     assert s.reach() == 1
+
+
+def test_pickle_and_torch_save_round_trip():
+    # the load_state_dict post-hook must be picklable: torch.save(model), multiprocessing
+    import io
+    import pickle
+
+    for s in (S.Triangle(alpha=0.5), S.ATan(alpha=torch.tensor([1.0, 3.0]), learnable=True)):
+        clone = pickle.loads(pickle.dumps(s))
+        torch.testing.assert_close(clone.alpha, s.alpha)
+        assert clone.host_alpha == s.host_alpha
+        buf = io.BytesIO()
+        torch.save(s, buf)
+        buf.seek(0)
+        loaded = torch.load(buf, weights_only=False)
+        torch.testing.assert_close(loaded.alpha, s.alpha)
+    # the cache refresh hook still works on the unpickled copy
+    clone = pickle.loads(pickle.dumps(S.Triangle(alpha=0.5)))
+    clone.load_state_dict(S.Triangle(alpha=4.0).state_dict())
+    assert clone.host_alpha == (4.0, 4.0) and clone.reach() == 1

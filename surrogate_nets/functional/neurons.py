@@ -25,7 +25,7 @@ from typing import Callable, Tuple, Union
 
 import torch
 
-from .._validate import check_choice, check_float_tensor, check_int, sum_to_shape
+from .._validate import check_choice, check_float_tensor, check_int, check_positive, describe, sum_to_shape
 from ..surrogate import Surrogate
 from ._common import alpha_for, alpha_grad, resolve_surrogate
 from .spike import spike
@@ -118,6 +118,10 @@ def fire(h: torch.Tensor, threshold: Scalar = 1.0, surrogate: Union[str, Surroga
         levels: maximum spike count ``L >= 1``.
         relaxed: use the relaxation ``P`` in the forward (for gradient checks).
     """
+    check_float_tensor(h, "h")
+    levels = check_int(levels, "levels", minimum=1)
+    if not isinstance(threshold, torch.Tensor):
+        check_positive(threshold, "threshold")  # tensors: kept positive by their owner (no host sync)
     s = resolve_surrogate(surrogate)
     th = _as_tensor(threshold, h)
     if levels == 1:
@@ -159,10 +163,19 @@ def _charge(x: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, decay_input: b
     return beta * v + ((1 - beta) * x if decay_input else x)
 
 
-def _check_common(x, reset, levels):
+def _check_common(x, reset, levels, **state):
     check_float_tensor(x, "x")
     check_choice(reset, "reset", RESET_MODES)
     check_int(levels, "levels", minimum=1)
+    _check_state(x, **state)
+
+
+def _check_state(x, **state):
+    """Each state tensor must have exactly ``x``'s shape: never a silent broadcast."""
+    for name, t in state.items():
+        check_float_tensor(t, name)
+        if t.shape != x.shape:
+            raise ValueError(f"{name} must have the shape of x {tuple(x.shape)}, got {describe(t)}")
 
 
 def lif_step(x: torch.Tensor, v: torch.Tensor, beta: Scalar, threshold: Scalar = 1.0,
@@ -181,7 +194,7 @@ def lif_step(x: torch.Tensor, v: torch.Tensor, beta: Scalar, threshold: Scalar =
     Returns:
         ``(s_t, v_t, h_t)``: the spikes, the membrane after reset, the membrane before reset.
     """
-    _check_common(x, reset, levels)
+    _check_common(x, reset, levels, v=v)
     s_ = resolve_surrogate(surrogate)
     b = _as_tensor(beta, x)
     h = _charge(x, v, b, decay_input)
@@ -192,6 +205,7 @@ def lif_step(x: torch.Tensor, v: torch.Tensor, beta: Scalar, threshold: Scalar =
 def li_step(x: torch.Tensor, v: torch.Tensor, beta: Scalar, decay_input: bool = False) -> torch.Tensor:
     r"""One step of the non-spiking leaky integrator: ``v_t = beta v_{t-1} + x_t`` (or ``(1 - beta) x_t``)."""
     check_float_tensor(x, "x")
+    _check_state(x, v=v)
     return _charge(x, v, _as_tensor(beta, x), decay_input)
 
 
@@ -216,7 +230,7 @@ def alif_step(x: torch.Tensor, v: torch.Tensor, a: torch.Tensor, beta: Scalar, r
     Returns:
         ``(s_t, v_t, a_t, h_t)``.
     """
-    _check_common(x, reset, levels)
+    _check_common(x, reset, levels, v=v, a=a)
     s_ = resolve_surrogate(surrogate)
     b = _as_tensor(beta, x)
     th = _as_tensor(threshold, x) + _as_tensor(adaptation, x) * a
@@ -240,7 +254,7 @@ def synaptic_step(x: torch.Tensor, i: torch.Tensor, v: torch.Tensor, alpha_syn: 
     Returns:
         ``(s_t, i_t, v_t, h_t)``.
     """
-    _check_common(x, reset, levels)
+    _check_common(x, reset, levels, i=i, v=v)
     s_ = resolve_surrogate(surrogate)
     i_new = _as_tensor(alpha_syn, x) * i + x
     h = _charge(i_new, v, _as_tensor(beta, x), decay_input)
@@ -265,7 +279,7 @@ def rlif_step(x: torch.Tensor, v: torch.Tensor, s_prev: torch.Tensor, beta: Scal
     Returns:
         ``(s_t, v_t, h_t)``.
     """
-    _check_common(x, reset, levels)
+    _check_common(x, reset, levels, v=v, s_prev=s_prev)
     s_ = resolve_surrogate(surrogate)
     h = _charge(x + recurrent(s_prev), v, _as_tensor(beta, x), decay_input)
     s = fire(h, threshold, s_, levels, relaxed)

@@ -53,7 +53,8 @@ class ALIF(SpikingNeuron):
     recordable = ("s", "h", "v", "a")
     beta = Constrained("unit", "membrane decay in (0, 1]", floor=DECAY_FLOOR)
     rho = Constrained("unit", "adaptation decay in (0, 1]", floor=DECAY_FLOOR)
-    adaptation = Constrained("positive", "threshold increase per unit of the adaptation trace (>= 0)")
+    adaptation = Constrained("positive", "threshold increase per unit of the adaptation trace (>= 0)",
+                             allow_zero=True)
 
     def __init__(self, beta=None, tau=None, rho=None, tau_adapt=None,
                  adaptation: Union[float, torch.Tensor] = 0.1, decay_input: bool = False,

@@ -42,14 +42,29 @@ class Constrained:
     ``raw`` (which a scale-invariant optimizer such as Adam reaches in a few hundred large steps)
     underflows to exactly 0. Fixed values are stored as given.
 
-    Assigning (``neuron.beta = 0.9``) overwrites the value in place, keeping learnability and shape.
+    Assigning (``neuron.beta = 0.9``) overwrites the value in place, keeping learnability and shape;
+    the value is range-checked first (fixed: ``> 0``, or ``>= 0`` with ``allow_zero``, for kind
+    ``"positive"``; ``(0, 1]`` for kind ``"unit"``; learnable: the open range of the map).
     """
 
-    def __init__(self, kind: str, doc: str = "", floor: float = 0.0):
+    def __init__(self, kind: str, doc: str = "", floor: float = 0.0, allow_zero: bool = False):
         if kind not in ("positive", "unit"):
             raise ValueError(f"kind must be 'positive' or 'unit', got {kind!r}")
         self.kind, self.floor = kind, float(floor)
+        self.allow_zero = bool(allow_zero)  # a *fixed* value may be 0 (e.g. no adaptation)
         self.__doc__ = doc
+
+    def check_fixed(self, value: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``value`` lies in the range of a fixed quantity."""
+        v = value.detach()
+        if self.kind == "positive":
+            bad = ~torch.isfinite(v) | ((v < 0) if self.allow_zero else (v <= 0))
+            what = "finite and " + (">= 0" if self.allow_zero else "> 0")
+        else:
+            bad = ~torch.isfinite(v) | (v <= 0) | (v > 1)
+            what = "in (0, 1]"
+        if bool(bad.any()):
+            raise ValueError(f"{self.name} must be {what}, got {v.cpu().tolist()}")
 
     def __set_name__(self, owner, name):
         self.name = name
@@ -87,7 +102,9 @@ class Constrained:
                 raw.copy_(self.inverse_map(target).expand_as(raw))
             else:
                 buf = obj._buffers["fixed_" + self.name]
-                buf.copy_(torch.as_tensor(value, dtype=buf.dtype, device=buf.device).expand_as(buf))
+                target = torch.as_tensor(value, dtype=buf.dtype, device=buf.device)
+                self.check_fixed(target)
+                buf.copy_(target.expand_as(buf))
 
 
 def as_param_tensor(value: Union[float, torch.Tensor], shape: Optional[Sequence[int]]) -> torch.Tensor:

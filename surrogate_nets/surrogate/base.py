@@ -45,6 +45,11 @@ def _alpha_defaulting(fn):
     return wrapper
 
 
+def _refresh_after_load(module: "Surrogate", incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: re-read the host cache of a fixed alpha."""
+    module._refresh_host_alpha()
+
+
 def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     """``x`` with ``softplus(x) == y`` for ``y > 0`` (numerically stable for large ``y``)."""
     return y + torch.log(-torch.expm1(-y))
@@ -111,7 +116,8 @@ class Surrogate(nn.Module):
         else:
             self.register_buffer("fixed_alpha", alpha_t.to(torch.get_default_dtype()))
         self._refresh_host_alpha()
-        self.register_load_state_dict_post_hook(lambda module, keys: module._refresh_host_alpha())
+        # a module-level function, not a lambda: the hook must survive pickle / torch.save(model)
+        self.register_load_state_dict_post_hook(_refresh_after_load)
 
     @property
     def host_alpha(self):

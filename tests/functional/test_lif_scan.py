@@ -225,3 +225,20 @@ def test_alpha_grad_scale_auto_matches_per_step_spikes(levels):
         out.sum().backward()
         grads.append(sur.raw_alpha.grad)
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_fire_and_step_functions_reject_bad_arguments():
+    h = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"levels must be >= 1, got 0"):
+        fire(h, 1.0, None, 0)
+    with pytest.raises(TypeError, match=r"levels must be an int, got float 2.5"):
+        fire(h, 1.0, None, 2.5)
+    with pytest.raises(ValueError, match=r"threshold must be finite and > 0, got -1.0"):
+        fire(h, -1.0)
+    with pytest.raises(TypeError, match=r"h must have a floating dtype"):
+        fire(torch.ones(3, dtype=torch.long))
+    # a state of the wrong shape is an error, never a silent broadcast
+    with pytest.raises(ValueError, match=r"v must have the shape of x \(4, 3\), got .*\(3,\)"):
+        lif_step(h, torch.zeros(3), 0.5)
+    with pytest.raises(TypeError, match=r"v must have a floating dtype"):
+        lif_step(h, torch.zeros(4, 3, dtype=torch.long), 0.5)
