@@ -219,7 +219,7 @@ def resolve_config(args: argparse.Namespace, stored: Optional[dict] = None) -> d
     for key in RUN_KEYS + PLACE_KEYS:
         given = getattr(args, key, None)
         if given is not None:
-            cfg[key] = given
+            cfg[key] = _absolute_loss_file(given) if key == "loss" else given
         elif stored is not None and key in stored and key not in PLACE_KEYS:
             cfg[key] = stored[key]
         else:
@@ -228,6 +228,16 @@ def resolve_config(args: argparse.Namespace, stored: Optional[dict] = None) -> d
         cfg["time_steps"] = DEFAULT_TIME_STEPS[cfg["dataset"]]
     cfg["loss_kw"] = _loss_kwargs(cfg["loss_kw"])
     return cfg
+
+
+def _absolute_loss_file(spec):
+    """``"rel/file.py:Name"`` -> ``"/abs/rel/file.py:Name"`` when that file exists, so that
+    ``eval`` and ``--resume`` find the plug-in from any working directory; else ``spec``."""
+    module, sep, attr = str(spec).rpartition(":")
+    if sep and module.strip().endswith(".py") and not os.path.isabs(module.strip()) \
+            and os.path.isfile(module.strip()):
+        return f"{os.path.abspath(module.strip())}:{attr}"
+    return spec
 
 
 def _loss_kwargs(items) -> dict:

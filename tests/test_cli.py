@@ -244,3 +244,22 @@ def test_python_m_entry_point_and_torchrun(tmp_path):
     ck = torch.load(out / "last.pt", weights_only=True)
     assert ck["config"]["fit"]["world_size"] == 2
     assert proc.stdout.count("final test accuracy") == 1  # rank 0 alone reports
+
+
+def test_eval_finds_a_relative_loss_file_from_another_directory(tmp_path, monkeypatch):
+    plugin_dir = tmp_path / "proj"
+    plugin_dir.mkdir()
+    (plugin_dir / "myloss.py").write_text(textwrap.dedent("""
+        from surrogate_nets.losses import MembraneCrossEntropy
+        class MyLoss(MembraneCrossEntropy):
+            pass
+    """))
+    monkeypatch.chdir(plugin_dir)
+    out = tmp_path / "run"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--out", out, "--loss", "myloss.py:MyLoss") == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run_cli("eval", out / "best.pt", "--no-progress") == 0
+    # and the run resumes from another directory too (same plug-in file)
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots") == 0

@@ -397,3 +397,27 @@ def test_two_process_gloo_run_ends_with_identical_parameters(tmp_path):
     assert ck["config"]["fit"]["world_size"] == 2
     assert (out / "acc_rank0.txt").read_text() == (out / "acc_rank1.txt").read_text()
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # rank 0 alone writes
+
+
+def test_resume_with_more_epochs_replans_cosine_schedule(tmp_path):
+    # extending a finished cosine run must not train the extra epochs at lr = 0
+    run(tmp_path / "r", epochs=2, scheduler="cosine")
+    _, h = run(tmp_path / "r", epochs=4, scheduler="cosine", resume=True)
+    assert h["epoch"] == [1, 2, 3, 4]
+    lrs = h["lr"]
+    assert lrs[2] > 0 and lrs[3] > 0, lrs
+    # the remaining epochs follow the cosine of the new total: lr_e = lr0 (1 + cos(pi e / 4)) / 2
+    import math
+    assert lrs[2] == pytest.approx(1e-2 * (1 + math.cos(math.pi * 2 / 4)) / 2)
+    assert lrs[3] == pytest.approx(1e-2 * (1 + math.cos(math.pi * 3 / 4)) / 2)
+
+
+def test_sample_major_batches_get_a_clear_error():
+    # a plain DataLoader over [N, T, ...] gives [B, T, ...] batches; say so instead of a shape error
+    from torch.utils.data import DataLoader, TensorDataset
+    x, y = toy_data(n=32, T=5)
+    dl = DataLoader(TensorDataset(x, y), batch_size=8)
+    with pytest.raises(ValueError, match=r"time-major.*\[B, T"):
+        train.fit(TinySNN(), CE(), dl, epochs=1, progress=False, verbose=False, plot=False)
+    with pytest.raises(ValueError, match=r"time-major"):
+        train.evaluate(TinySNN(), dl, CE())

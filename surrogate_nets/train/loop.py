@@ -145,6 +145,27 @@ def build_scheduler(scheduler, optimizer, epochs: int):
                     f"{type(scheduler).__name__}")
 
 
+def _replan_cosine(sched, scheduler, epochs: int) -> None:
+    """A resumed ``"cosine"`` run with a new number of epochs: anneal over the new total.
+
+    The loaded state keeps the old ``T_max``; a finished run extended with more epochs would
+    then train at ``lr = 0`` (and restart the cosine). Instead the remaining epochs follow the
+    cosine of the new total, ``lr_e = eta_min + (lr_0 - eta_min)(1 + cos(pi e / T))/2``.
+    The same number of epochs (a killed run) leaves the state untouched.
+    """
+    if not (isinstance(scheduler, str) and scheduler.lower() == "cosine"
+            and isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR)):
+        return
+    t_max = max(1, epochs)
+    if sched.T_max == t_max:
+        return
+    sched.T_max = t_max
+    e = sched.last_epoch
+    for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+        group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * e / t_max)) / 2
+    sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
+
+
 def _name_of(obj) -> Optional[str]:
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
@@ -354,7 +375,15 @@ def _unpack(batch):
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise TypeError(f"a batch must be a pair (x, y) with x time-major [T, B, ...], got "
                         f"{type(batch).__name__}")
-    return batch[0], batch[1]
+    x, y = batch[0], batch[1]
+    if (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() >= 2 and y.dim() == 1
+            and y.shape[0] == x.shape[0] != x.shape[1]):
+        raise ValueError(
+            f"batches must be time-major (x [T, B, ...], y [B]), but x has shape {tuple(x.shape)} "
+            f"and y {tuple(y.shape)}: x looks sample-major [B, T, ...] (as a plain DataLoader over "
+            f"[N, T, ...] data gives). Use train.TensorLoader(X, y, ...), a DataLoader with "
+            f"collate_fn=surrogate_nets.data.collate_time_major, or transpose x to [T, B, ...]")
+    return x, y
 
 
 def _train_epoch(model, record_model, loss_fn, loader, optimizer, device, *, regularizers, grad_clip,
@@ -684,6 +713,7 @@ def _fit(*, model, loss, train_loader, test_loader, epochs, optimizer, lr, weigh
                                           f"this optimizer: {e}") from e
             if sched is not None and ck.get("scheduler") is not None:
                 sched.load_state_dict(ck["scheduler"])
+                _replan_cosine(sched, scheduler, epochs)
             if ck.get("rng"):
                 ckpt_mod.set_rng_state(ck["rng"])
             start_epoch = int(ck["epoch"])
