@@ -9,7 +9,8 @@ weights. This script trains the same MLP SNN on DigitEvents three times:
 1. ``fixed``      -- ``surrogate.get("atan", alpha=A)``: the usual fixed sharpness;
 2. ``learnable``  -- ``surrogate.get("atan", alpha=A, learnable=True, grad_scale="auto")``:
    alpha is learned per layer (``grad_scale="auto"`` scales its gradient by
-   ``1/sqrt(#inputs)``, as LSQ does for step sizes, so one scalar is not swamped);
+   ``1/sqrt(#inputs)``, as LSQ does for step sizes, so one scalar is not swamped) and trained
+   at its own learning rate ``--alpha-lr`` (``train.fit(..., alpha_lr=...)``);
 3. ``annealed``   -- a fixed surrogate whose alpha an ``AlphaSchedule`` anneals from wide
    (``--alpha-start``) to sharp (``--alpha-end``) over the epochs.
 
@@ -116,7 +117,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--alpha", type=float, default=2.0,
                     help="alpha of the fixed run, initial alpha of the learnable one")
     ap.add_argument("--alpha-lr", type=float, default=2e-2,
-                    help="learning rate of the learnable alphas (their own Adam parameter group)")
+                    help="learning rate of the learnable alphas (train.fit(alpha_lr=...): their own "
+                         "Adam param group)")
     ap.add_argument("--alpha-start", type=float, default=0.5, help="annealed run: first (wide) alpha")
     ap.add_argument("--alpha-end", type=float, default=8.0, help="annealed run: last (sharp) alpha")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N train/test samples")
@@ -153,17 +155,14 @@ def main(argv=None) -> dict:
             schedule = surrogate.AlphaSchedule(model, args.alpha_start, args.alpha_end,
                                                steps=max(1, args.epochs - 1), mode="exp")
             callbacks.append(lambda state: schedule.step())
-        # Learnable alphas (parameters named "...raw_alpha") get their own learning rate through
-        # an optimizer factory; for the other runs this is plain Adam on the weights.
-        def adam(params, model=model):
-            sharp = [p for n, p in model.named_parameters() if n.endswith("raw_alpha")]
-            rest = [p for n, p in model.named_parameters() if not n.endswith("raw_alpha")]
-            groups = [{"params": rest}] + ([{"params": sharp, "lr": args.alpha_lr}] if sharp else [])
-            return torch.optim.Adam(groups, lr=args.lr)
-
+        # Learnable alphas move little at the weights' learning rate: fit(alpha_lr=...) gives
+        # them their own Adam param group (found by type: every Surrogate with learnable=True).
+        # The other runs have no learnable alpha, hence plain Adam on the weights.
         history = train.fit(model, losses.get("membrane-ce"), train_loader, test_loader,
-                            epochs=args.epochs, optimizer=adam, lr=args.lr, callbacks=callbacks,
-                            seed=args.seed, progress=False, verbose=False, device="cpu")
+                            epochs=args.epochs, lr=args.lr,
+                            alpha_lr=args.alpha_lr if name == "learnable" else None,
+                            callbacks=callbacks, seed=args.seed, progress=False, verbose=False,
+                            device="cpu")
         runs[name] = {"acc": history.last["test_acc"], "alpha": alphas[-1], "alphas": alphas}
         print(f"{name:>10}: test accuracy {100 * runs[name]['acc']:5.1f}%   final alpha per layer "
               + ", ".join(f"{a:.3f}" for a in alphas[-1]), flush=True)

@@ -12,7 +12,9 @@ record per epoch), ``DIR/last.pt`` and ``DIR/best.pt`` (checkpoints, loadable wi
 ``DIR/sample.png``. ``--resume`` continues an interrupted run from ``DIR/last.pt`` with the
 configuration stored there (options given again must agree, except ``--epochs`` and the
 device/progress/data-location options), and ends with exactly the parameters an uninterrupted
-run would have. ``eval`` rebuilds the model and the test set from a checkpoint's stored
+run would have. ``--learn-alpha --alpha-lr LR`` trains the surrogate sharpnesses with their own
+learning rate (a second optimizer param group; ``--alpha-lr`` without ``--learn-alpha`` is ignored
+with a warning). ``eval`` rebuilds the model and the test set from a checkpoint's stored
 configuration and recomputes the test accuracy.
 
 Under ``torchrun --nproc_per_node=N -m surrogate_nets train ...`` the run is data parallel
@@ -39,6 +41,7 @@ DEFAULTS = {
     "surrogate": "atan",
     "alpha": None,
     "learn_alpha": False,
+    "alpha_lr": None,
     "tau": 4.0,
     "hidden": 256,
     "layers": 1,
@@ -61,8 +64,8 @@ DEFAULTS = {
     "workers": 0,
 }
 #: Options that describe the run (stored in the config and checked on resume).
-RUN_KEYS = ("dataset", "model", "neuron", "surrogate", "alpha", "learn_alpha", "tau", "hidden",
-            "layers", "readout", "loss", "loss_kw", "epochs", "batch_size", "lr", "optimizer",
+RUN_KEYS = ("dataset", "model", "neuron", "surrogate", "alpha", "learn_alpha", "alpha_lr", "tau",
+            "hidden", "layers", "readout", "loss", "loss_kw", "epochs", "batch_size", "lr", "optimizer",
             "scheduler", "grad_clip", "time_steps", "weight_bits", "act_bits", "seed",
             "limit_train", "limit_test")
 #: Options about where and how to run, which may differ between a run and its resumption.
@@ -156,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="surrogate sharpness (default: the family's default)")
     g.add_argument("--learn-alpha", action="store_true", default=None,
                    help="learn the surrogate sharpness alpha")
+    g.add_argument("--alpha-lr", type=_positive_float, default=None,
+                   help="learning rate of the learned alphas (their own optimizer param group, no "
+                        "weight decay, same schedule; default: --lr). Only with --learn-alpha: "
+                        "without it a warning is printed and the option is ignored")
     g.add_argument("--tau", type=float, default=None,
                    help=f"membrane time constant in steps, > 1 (default {d['tau']})")
     g.add_argument("--hidden", type=_positive_int, default=None, help=f"hidden width (default {d['hidden']})")
@@ -317,8 +324,15 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{cfg['num_classes']} classes; model {cfg['model']} ({cfg['neuron']}, "
               f"readout {cfg['readout_resolved']}, {n_params} parameters); loss {cfg['loss']}; "
               f"out {args.out}", flush=True)
+    alpha_lr = cfg["alpha_lr"]
+    if alpha_lr is not None and not cfg["learn_alpha"]:
+        if _is_main_process():
+            print(f"{PROG}: warning: --alpha-lr {alpha_lr:g} has no effect without --learn-alpha "
+                  f"(the surrogate alphas are fixed); ignored", file=sys.stderr, flush=True)
+        alpha_lr = None
     history = fit(model, loss, data.train, data.test, epochs=cfg["epochs"], optimizer=cfg["optimizer"],
-                  lr=cfg["lr"], scheduler=None if cfg["scheduler"] == "constant" else cfg["scheduler"],
+                  lr=cfg["lr"], alpha_lr=alpha_lr,
+                  scheduler=None if cfg["scheduler"] == "constant" else cfg["scheduler"],
                   device=cfg["device"], grad_clip=cfg["grad_clip"], out_dir=args.out,
                   resume=args.resume, overwrite=args.overwrite, seed=cfg["seed"],
                   progress=not args.no_progress, verbose=True, config=config,

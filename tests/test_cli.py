@@ -181,6 +181,29 @@ def test_quantized_and_other_models_train(tmp_path):
     assert any("step" in k for k in ck["model"])  # the quantizers' learnable steps are saved
 
 
+def test_learn_alpha_with_alpha_lr(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--learn-alpha", "--alpha-lr", 0.02, "--out", out) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["learn_alpha"] is True and cfg["alpha_lr"] == 0.02 and cfg["fit"]["alpha_lr"] == 0.02
+    ck = torch.load(out / "last.pt", weights_only=True)
+    groups = ck["optimizer"]["param_groups"]
+    assert [g["initial_lr"] for g in groups] == [2e-3, 0.02]   # weights at --lr, alphas at --alpha-lr
+    n_alpha = sum(k.endswith("raw_alpha") for k in ck["model"])
+    assert n_alpha >= 1 and len(groups[1]["params"]) == n_alpha
+    # resumes with the stored alpha_lr; a different one is refused
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots") == 0
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 3, "--alpha-lr", 0.05,
+                   "--no-progress", "--no-plots") == 1
+    assert "alpha_lr" in capsys.readouterr().err
+    # without --learn-alpha the option is stored but ignored, with a warning
+    out2 = tmp_path / "b"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--alpha-lr", 0.02, "--out", out2) == 0
+    assert "--alpha-lr 0.02 has no effect without --learn-alpha" in capsys.readouterr().err
+    assert json.loads((out2 / "config.json").read_text())["alpha_lr"] == 0.02
+    assert len(torch.load(out2 / "last.pt", weights_only=True)["optimizer"]["param_groups"]) == 1
+
+
 KILLER = textwrap.dedent("""
     import os, signal, sys, torch
     import surrogate_nets.losses as L

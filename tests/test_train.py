@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from surrogate_nets import spike, train
+from surrogate_nets import spike, surrogate, train
 from surrogate_nets.train import checkpoint as ckpt_mod
 from surrogate_nets.train.loaders import shard_loader
 from surrogate_nets.train.distributed import DistInfo
@@ -27,8 +27,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class TinySNN(nn.Module):
     """Linear -> leaky integrate-and-fire (inline) -> Linear, time-major; records its spikes."""
 
-    def __init__(self, n_in=6, hidden=16, n_out=3):
+    def __init__(self, n_in=6, hidden=16, n_out=3, sg=None):
         super().__init__()
+        self.sg = sg  # a Surrogate module (e.g. with a learnable alpha), or None: the default
         self.fc1 = nn.Linear(n_in, hidden)
         self.fc2 = nn.Linear(hidden, n_out)
         self.recorded = {}
@@ -38,7 +39,7 @@ class TinySNN(nn.Module):
         out = []
         for t in range(x.shape[0]):
             v = 0.8 * v + self.fc1(x[t])
-            s = spike(v - 1.0)
+            s = spike(v - 1.0, self.sg)
             v = v - s
             out.append(s)
         s = torch.stack(out)
@@ -60,9 +61,9 @@ def loaders(batch=16, **kw):
             train.TensorLoader(x[64:], y[64:], 32))
 
 
-def run(out=None, epochs=3, seed=0, **kw):
+def run(out=None, epochs=3, seed=0, learn_alpha=False, **kw):
     torch.manual_seed(123)
-    model = TinySNN()
+    model = TinySNN(sg=surrogate.get("atan", alpha=2.0, learnable=True) if learn_alpha else None)
     tr, te = loaders()
     kw.setdefault("progress", False)
     kw.setdefault("verbose", False)
@@ -421,3 +422,75 @@ def test_sample_major_batches_get_a_clear_error():
         train.fit(TinySNN(), CE(), dl, epochs=1, progress=False, verbose=False, plot=False)
     with pytest.raises(ValueError, match=r"time-major"):
         train.evaluate(TinySNN(), dl, CE())
+
+
+# ------------------------------------------------------------------------------ alpha_lr
+def _alpha(model):
+    return float(model.sg.alpha.detach())
+
+
+def test_alpha_lr_puts_learnable_alphas_in_their_own_param_group(tmp_path):
+    seen = {}
+
+    def begin(state):
+        seen["groups"] = [(list(g["params"]), g["lr"], g["weight_decay"]) for g in state.optimizer.param_groups]
+
+    class Begin:
+        on_train_begin = staticmethod(begin)
+
+    model, h = run(tmp_path / "r", epochs=2, learn_alpha=True, alpha_lr=0.05, optimizer="adamw",
+                   weight_decay=1e-3, scheduler="cosine", callbacks=[Begin()])
+    (rest, lr0, wd0), (sharp, lr1, wd1) = seen["groups"]
+    assert len(sharp) == 1 and sharp[0] is model.sg.raw_alpha
+    assert (lr1, wd1) == (0.05, 0.0) and (lr0, wd0) == (1e-2, 1e-3)
+    others = [p for p in model.parameters() if p is not model.sg.raw_alpha]
+    assert len(rest) == len(others) and all(a is b for a, b in zip(rest, others))
+    # the cosine schedule scales both groups; each record reports both rates
+    assert h["alpha_lr"] == [pytest.approx(0.05), pytest.approx(0.025)]
+    assert h["lr"] == [pytest.approx(1e-2), pytest.approx(5e-3)]
+    ck = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert ck["config"]["fit"]["alpha_lr"] == 0.05
+    assert [g["initial_lr"] for g in ck["optimizer"]["param_groups"]] == [1e-2, 0.05]
+    # found by type, not by name: a Surrogate anywhere in the model, once even when shared
+    from surrogate_nets.train.loop import alpha_parameters
+    shared = surrogate.get("atan", learnable=True)
+    net = nn.Sequential(nn.Linear(2, 2), nn.ModuleList([shared, shared]), surrogate.get("atan"))
+    assert [id(p) for p in alpha_parameters(net)] == [id(shared.raw_alpha)]
+
+
+def test_alpha_moves_more_with_alpha_lr():
+    base, _ = run(epochs=2, learn_alpha=True)
+    fast, _ = run(epochs=2, learn_alpha=True, alpha_lr=0.2)
+    moved_base, moved_fast = abs(_alpha(base) - 2.0), abs(_alpha(fast) - 2.0)
+    assert moved_base > 0
+    assert moved_fast > 3 * moved_base, (moved_base, moved_fast)
+
+
+def test_alpha_lr_without_learnable_alpha_or_with_a_factory():
+    seen = []
+    with pytest.warns(UserWarning, match="no learnable surrogate alpha"):
+        run(epochs=1, alpha_lr=0.05, callbacks=lambda st: seen.append(len(st.optimizer.param_groups)))
+    assert seen == [1]
+    tr, _ = loaders()
+    with pytest.raises(ValueError, match="alpha_lr applies to a named or default optimizer"):
+        train.fit(TinySNN(), CE(), tr, alpha_lr=0.05, optimizer=lambda ps: torch.optim.SGD(ps, lr=0.1))
+    with pytest.raises(ValueError, match="alpha_lr"):
+        train.fit(TinySNN(), CE(), tr, alpha_lr=-1.0)
+
+
+def test_resume_with_alpha_lr_equals_uninterrupted_run(tmp_path):
+    kw = dict(learn_alpha=True, alpha_lr=0.05, scheduler="cosine")
+    full, _ = run(tmp_path / "full", epochs=3, **kw)
+    run(tmp_path / "part", epochs=3, callbacks=lambda st: st.epoch == 0, **kw)  # stop after epoch 1
+    part, h = run(tmp_path / "part", epochs=3, resume=True, **kw)
+    assert h["epoch"] == [1, 2, 3]
+    assert_same_params(full, part)
+    with pytest.raises(train.CheckpointError, match="alpha_lr"):
+        run(tmp_path / "part", epochs=4, resume=True, learn_alpha=True, alpha_lr=0.1, scheduler="cosine")
+
+
+def test_option_added_later_at_its_default_is_no_config_difference():
+    from surrogate_nets.train.loop import config_differences
+    old = {"lr": 1e-3, "fit": {"lr": 1e-3}}           # written before alpha_lr existed
+    assert config_differences(old, {"lr": 1e-3, "alpha_lr": None, "fit": {"lr": 1e-3, "alpha_lr": None}}) == []
+    assert config_differences(old, {"lr": 1e-3, "fit": {"lr": 1e-3, "alpha_lr": 0.1}}) != []

@@ -22,6 +22,7 @@ from .loaders import EpochSampler, TensorLoader, set_epoch
 from .loop import (
     NonFiniteLossError,
     TrainState,
+    alpha_parameters,
     build_optimizer,
     enable_recording,
     evaluate,
@@ -35,6 +36,6 @@ __all__ = [
     "fit", "evaluate", "History", "TrainState", "NonFiniteLossError",
     "CheckpointError", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_model_state",
     "atomic_write", "rng_state", "set_rng_state", "seed_everything", "TensorLoader", "EpochSampler",
-    "set_epoch", "build_optimizer", "enable_recording", "prepare_out_dir", "resolve_device",
+    "set_epoch", "alpha_parameters", "build_optimizer", "enable_recording", "prepare_out_dir", "resolve_device",
     "predict",
 ]

@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
@@ -95,14 +96,41 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torc
                "rmsprop": torch.optim.RMSprop}
 
 
-def build_optimizer(optimizer, params, lr: float, weight_decay: float = 0.0):
+def alpha_parameters(model: nn.Module) -> List[nn.Parameter]:
+    """The learnable surrogate sharpnesses of ``model``: the ``raw_alpha`` parameter of every
+    :class:`~surrogate_nets.surrogate.Surrogate` submodule with ``learnable=True`` (found by
+    type, not by parameter name), each once, in ``model.modules()`` order."""
+    from ..surrogate import Surrogate
+
+    found, seen = [], set()
+    for m in model.modules():
+        if isinstance(m, Surrogate) and m.learnable:
+            p = m.raw_alpha
+            if id(p) not in seen:
+                seen.add(id(p))
+                found.append(p)
+    return found
+
+
+def build_optimizer(optimizer, params, lr: float, weight_decay: float = 0.0, *,
+                    alpha_lr: Optional[float] = None, alpha_params: Iterable = ()):
     """An optimizer from ``None`` (Adam), a name (``adam``, ``adamw``, ``sgd``, ``rmsprop``), a
-    factory ``f(params) -> Optimizer`` or an :class:`torch.optim.Optimizer` instance."""
+    factory ``f(params) -> Optimizer`` or an :class:`torch.optim.Optimizer` instance.
+
+    With ``alpha_lr`` (named/default optimizer only) the trainable ones of ``alpha_params``
+    (normally :func:`alpha_parameters` of the model) form a second param group with
+    ``lr=alpha_lr`` and ``weight_decay=0``; the other parameters keep ``lr`` and
+    ``weight_decay`` in the first group. Without trainable ``alpha_params`` there is one group.
+    """
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=True)")
     if optimizer is None:
         optimizer = "adam"
+    if alpha_lr is not None and not isinstance(optimizer, str):
+        raise ValueError("alpha_lr applies to a named or default optimizer only; with an optimizer "
+                         "factory or instance, build the param groups yourself (the learnable "
+                         "alphas are surrogate_nets.train.alpha_parameters(model))")
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
     if isinstance(optimizer, str):
@@ -113,7 +141,15 @@ def build_optimizer(optimizer, params, lr: float, weight_decay: float = 0.0):
         kw = {"lr": lr, "weight_decay": weight_decay}
         if key == "sgd":
             kw["momentum"] = 0.9
-        return _OPTIMIZERS[key](params, **kw)
+        groups = params
+        if alpha_lr is not None:
+            alpha_ids = {id(p) for p in alpha_params if p.requires_grad}
+            sharp = [p for p in params if id(p) in alpha_ids]
+            if sharp:
+                rest = [p for p in params if id(p) not in alpha_ids]
+                groups = ([{"params": rest}] if rest else []) + \
+                         [{"params": sharp, "lr": alpha_lr, "weight_decay": 0.0}]
+        return _OPTIMIZERS[key](groups, **kw)
     if callable(optimizer):
         opt = optimizer(params)
         if not isinstance(opt, torch.optim.Optimizer):
@@ -195,12 +231,16 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def config_differences(old: dict, new: dict, free=RESUME_FREE_KEYS) -> List[str]:
-    """Keys whose values differ between two configs, ignoring the ones in ``free``."""
+    """Keys whose values differ between two configs, ignoring the ones in ``free``. A key absent
+    from ``old`` and ``None`` in ``new`` (an option added after ``old`` was written, at its
+    default) is no difference."""
     a, b = _flatten(old or {}), _flatten(new or {})
     diffs = []
     for k in sorted(set(a) | set(b)):
         if k.rsplit(".", 1)[-1] in free:
             continue
+        if k not in a and b[k] is None:
+            continue  # an option added later, at its default: not a change
         va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
         if isinstance(va, (list, tuple)) and isinstance(vb, (list, tuple)):
             va, vb = list(va), list(vb)
@@ -548,7 +588,8 @@ def _params_finite(model: nn.Module) -> bool:
 # ------------------------------------------------------------------------------ fit
 def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: Optional[Iterable] = None,
         *, epochs: int = 10, optimizer=None, lr: float = 1e-3, weight_decay: float = 0.0,
-        scheduler=None, device: Union[str, torch.device, None] = "auto", metrics: Optional[dict] = None,
+        alpha_lr: Optional[float] = None, scheduler=None,
+        device: Union[str, torch.device, None] = "auto", metrics: Optional[dict] = None,
         callbacks=None, regularizers=None, grad_clip: Optional[float] = None,
         out_dir: Union[str, os.PathLike, None] = None, resume: bool = False, overwrite: bool = False,
         seed: Optional[int] = 0, progress: bool = True, verbose: bool = True,
@@ -576,6 +617,15 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
         optimizer: ``None`` (Adam), a name (``"adam"``, ``"adamw"``, ``"sgd"``, ``"rmsprop"``), a
             factory ``f(params) -> Optimizer`` or an Optimizer instance.
         lr, weight_decay: for a named/default optimizer.
+        alpha_lr: learning rate of the learnable surrogate sharpnesses (the ``raw_alpha`` of every
+            :class:`~surrogate_nets.surrogate.Surrogate` submodule with ``learnable=True``, see
+            :func:`alpha_parameters`), which move little at a weight learning rate. Set, the
+            named/default optimizer gets two param groups: the other parameters (``lr``,
+            ``weight_decay``; group 0) and the alphas (``alpha_lr``, no weight decay; group 1);
+            a scheduler scales both, and each record gets ``alpha_lr`` next to ``lr``. ``None``
+            (default): one group, alphas at ``lr``. A model without learnable alphas gets a
+            ``UserWarning`` and one group; a factory or Optimizer instance is a ``ValueError``
+            (make the groups yourself). Part of the run's configuration (checked on resume).
         scheduler: ``None``, ``"cosine"``, a factory ``f(optimizer)`` or an instance; stepped per epoch.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         metrics: extra ``{name: fn(output, target) -> batch mean}``, reported as
@@ -623,6 +673,12 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
     epochs = check_int(epochs, "epochs", minimum=0)
     check_positive(lr, "lr")
     check_positive(weight_decay, "weight_decay", allow_zero=True)
+    if alpha_lr is not None:
+        check_positive(alpha_lr, "alpha_lr")
+        if optimizer is not None and not isinstance(optimizer, str):
+            raise ValueError("alpha_lr applies to a named or default optimizer only; with an "
+                             "optimizer factory or instance, build the param groups yourself (the "
+                             "learnable alphas are surrogate_nets.train.alpha_parameters(model))")
     if grad_clip is not None:
         check_positive(grad_clip, "grad_clip")
     if seed is not None:
@@ -648,7 +704,8 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
         dist_mod.teardown(info)
 
 
-def _fit(*, model, loss, train_loader, test_loader, epochs, optimizer, lr, weight_decay, scheduler,
+def _fit(*, model, loss, train_loader, test_loader, epochs, optimizer, lr, weight_decay, alpha_lr,
+         scheduler,
          device, metrics, callbacks, regularizers, grad_clip, out_dir, resume, overwrite, seed,
          progress, verbose, config, predict, best_metric, plot, record, minimise, info, show):
     log = (lambda *a: print(*a, flush=True)) if (verbose and show) else (lambda *a: None)
@@ -661,12 +718,20 @@ def _fit(*, model, loss, train_loader, test_loader, epochs, optimizer, lr, weigh
         loss.bind(model)
     if record:
         enable_recording(model)
-    opt = build_optimizer(optimizer, model.parameters(), lr, weight_decay)
+    alphas = alpha_parameters(model) if alpha_lr is not None else []
+    if alpha_lr is not None and not any(p.requires_grad for p in alphas):
+        warnings.warn("fit(alpha_lr=...): the model has no learnable surrogate alpha "
+                      "(Surrogate with learnable=True); alpha_lr is ignored", UserWarning, stacklevel=3)
+    opt = build_optimizer(optimizer, model.parameters(), lr, weight_decay,
+                          alpha_lr=alpha_lr, alpha_params=alphas)
+    # index of the alphas' param group (the last one), None when they share the weights' group
+    alpha_group = len(opt.param_groups) - 1 if alpha_lr is not None and any(
+        p.requires_grad for p in alphas) else None
     sched = build_scheduler(scheduler, opt, epochs)
 
     run_config = dict(config or {})
     run_config["fit"] = {
-        "epochs": epochs, "lr": lr, "weight_decay": weight_decay, "seed": seed,
+        "epochs": epochs, "lr": lr, "alpha_lr": alpha_lr, "weight_decay": weight_decay, "seed": seed,
         "optimizer": _name_of(optimizer) or "adam", "scheduler": _name_of(scheduler),
         "grad_clip": grad_clip, "best_metric": best_metric, "world_size": info.world_size,
         "regularizers": [_stable_repr(r) for r in regularizers], "loss": _stable_repr(loss),
@@ -746,6 +811,7 @@ def _fit(*, model, loss, train_loader, test_loader, epochs, optimizer, lr, weigh
         if seed is not None:
             ckpt_mod.seed_everything(epoch_seed(seed, epoch, info.rank))
         lr_now = opt.param_groups[0]["lr"]
+        alpha_lr_now = opt.param_groups[alpha_group]["lr"] if alpha_group is not None else None
         t0 = time.perf_counter()
         tr = _train_epoch(train_model, record_model, loss, train_loader, opt, device,
                           regularizers=regularizers, grad_clip=grad_clip, metrics=metrics,
@@ -766,6 +832,8 @@ def _fit(*, model, loss, train_loader, test_loader, epochs, optimizer, lr, weigh
                              predict_fn=predict, info=info, bar_desc="  test", show_bar=progress and show)
             rec.update(te.result("test_", loss is not None or bool(regularizers)))
         rec["lr"] = lr_now
+        if alpha_lr_now is not None:
+            rec["alpha_lr"] = alpha_lr_now
         rec["time_s"] = train_time
         rec["eval_time_s"] = time.perf_counter() - t1
         history.append(rec)
