@@ -34,6 +34,8 @@ from surrogate_nets.data import (
 tonic = pytest.importorskip("tonic")
 h5py = pytest.importorskip("h5py")
 
+from dataset_files import link_up_to, make_dvsgesture, make_nmnist, make_shd  # noqa: E402
+
 
 # --------------------------------------------------------------------------------------------
 # DigitEvents
@@ -360,44 +362,14 @@ def test_get_dataset_digits_and_randman(digits_train):
 # --------------------------------------------------------------------------------------------
 # get_dataset: recorded data sets in their real on-disk formats, read by tonic
 # --------------------------------------------------------------------------------------------
-def write_nmnist_bin(path, x, y, t, p):
-    """Write events in N-MNIST's 40-bit format: byte 0 = x, byte 1 = y, byte 2 = polarity (bit 7)
-    and timestamp bits 22-16, bytes 3-4 = timestamp bits 15-0 (microseconds, big-endian)."""
-    t = np.asarray(t, dtype=np.int64)
-    raw = np.zeros((len(t), 5), dtype=np.uint8)
-    raw[:, 0] = x
-    raw[:, 1] = y
-    raw[:, 2] = (np.asarray(p, dtype=np.int64) << 7) | ((t >> 16) & 0x7F)
-    raw[:, 3] = (t >> 8) & 0xFF
-    raw[:, 4] = t & 0xFF
-    raw.tofile(path)
-
-
-def _nmnist_events(rng, n):
-    x = rng.integers(0, 34, n)
-    y = rng.integers(0, 34, n)
-    t = np.sort(rng.integers(0, 300_000, n))
-    p = rng.integers(0, 2, n)
-    return x, y, t, p
-
-
 @pytest.fixture(scope="module")
 def nmnist_root(tmp_path_factory):
     """``<root>/NMNIST/Train/<digit>/<id>.bin``: 10 distinct recordings plus hard links up to the
     10,000 files tonic requires before it trusts an extracted N-MNIST folder."""
     root = tmp_path_factory.mktemp("nmnist")
-    rng = np.random.default_rng(0)
-    written = {}
-    for digit in range(10):
-        folder = root / "NMNIST" / "Train" / str(digit)
-        folder.mkdir(parents=True)
-        ev = _nmnist_events(rng, 50 + digit)
-        src = folder / "00000.bin"
-        write_nmnist_bin(src, *ev)
-        written[digit] = ev
-        for i in range(1, 1000):
-            os.link(src, folder / f"{i:05d}.bin")
-    return root, written
+    ev = make_nmnist(root, per_digit=1, splits=("Train",))
+    link_up_to(root / "NMNIST" / "Train", 10_000)
+    return root, {digit: ev[("Train", digit, 0)] for digit in range(10)}
 
 
 def test_nmnist_real_format(nmnist_root):
@@ -514,3 +486,146 @@ def test_get_dataset_bad_input(tmp_path):
         get_dataset("digits", time_steps=0)
     with pytest.raises(TypeError, match="name"):
         get_dataset(3)
+
+
+# --------------------------------------------------------------------------------------------
+# tonic options: ToFrame equivalence, partial folders, frame slicing, event vs frame transforms
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("time_steps", [8, 12])
+def test_tonic_toframe_fixed_window_reproduces_as_tensors(digits_train, time_steps):
+    """``ToFrame(sensor_size, time_window=D/T, start_time=0, end_time=D)`` gives exactly the
+    frames of ``DigitEvents.as_tensors(T)``, checked on every training sample."""
+    d = DigitEvents.duration_us
+    to_frame = tonic.transforms.ToFrame(DigitEvents.sensor_size, time_window=d / time_steps,
+                                        start_time=0, end_time=d)
+    x, _ = digits_train.as_tensors(time_steps)
+    for i in range(len(digits_train)):
+        f = torch.from_numpy(to_frame(digits_train[i][0]).astype(np.float32))
+        assert f.shape == x[i].shape, i
+        assert torch.equal(f, x[i]), i
+    # and get_dataset(duration_us=...) selects that call for a recorded data set
+    from surrogate_nets.data.pipeline import resolve_frames, tonic_to_frame
+
+    tf = tonic_to_frame((34, 34, 2), resolve_frames(None, time_steps, None, None, None, d))
+    assert (tf.time_window, tf.start_time, tf.end_time) == (d / time_steps, 0, d)
+
+
+def test_partial_nmnist_accepted_with_warning(tmp_path):
+    written = make_nmnist(tmp_path, per_digit=2)
+    for split, n, full in ((True, 20, "60,000"), (False, 20, "10,000")):
+        with pytest.warns(UserWarning, match=f"found only {n} .*of the {full} "):
+            ds = get_dataset("nmnist", data_dir=tmp_path, train=split, time_steps=4)
+        assert len(ds) == n
+        f, label = ds[5]
+        assert f.shape == (4, 2, 34, 34) and label == 2
+        x, *_ = written[("Train" if split else "Test", 2, 1)]
+        assert len(x) - 1 <= f.sum() <= len(x)  # tonic's n_time_bins may drop the last event
+
+
+def test_full_nmnist_folder_gives_no_warning(nmnist_root):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(get_dataset("nmnist", data_dir=nmnist_root[0])) == 10_000
+
+
+def test_event_transform_applies_to_events_not_frames(tmp_path):
+    """A tonic DropEvent given as event_transform drops events (T unchanged); given as the old
+    ``transform=`` it would act on the frame array, which now warns."""
+    make_nmnist(tmp_path, per_digit=1, splits=("Train",), events=400)
+    with pytest.warns(UserWarning, match="found only"):
+        plain = get_dataset("nmnist", data_dir=tmp_path, time_steps=10)
+    with pytest.warns(UserWarning, match="found only"):
+        dropped = get_dataset("nmnist", data_dir=tmp_path, time_steps=10,
+                              event_transform=tonic.transforms.DropEvent(p=0.5))
+    np.random.seed(0)
+    f0, _ = plain[3]
+    f1, _ = dropped[3]
+    assert f1.shape == f0.shape == (10, 2, 34, 34)
+    assert 0.3 * f0.sum() < f1.sum() < 0.7 * f0.sum()
+    assert torch.all(f1 <= f0)  # a subset of the events
+    with pytest.warns(UserWarning, match="event_transform="):
+        get_dataset("nmnist", data_dir=tmp_path, time_steps=10,
+                    transform=tonic.transforms.DropEvent(p=0.5))
+    # frame_transform runs on the float frames, after everything else
+    with pytest.warns(UserWarning, match="found only"):
+        scaled = get_dataset("nmnist", data_dir=tmp_path, time_steps=10,
+                             frame_transform=lambda x: 2 * x)
+    torch.testing.assert_close(scaled[3][0], 2 * f0)
+
+
+def test_frames_by_count(tmp_path):
+    make_nmnist(tmp_path, per_digit=1, splits=("Train",), events=100)
+    with pytest.warns(UserWarning):
+        ds = get_dataset("nmnist", data_dir=tmp_path, frames="count", time_steps=5)
+    f, _ = ds[4]  # 104 events -> 5 frames of floor(104 / 5) = 20 (tonic drops the remainder)
+    assert f.shape == (5, 2, 34, 34)
+    assert f.sum(dim=(1, 2, 3)).tolist() == [20.0] * 5
+    with pytest.warns(UserWarning):
+        ds = get_dataset("nmnist", data_dir=tmp_path, events_per_frame=25)
+    f, _ = ds[0]  # 100 events -> 4 frames of 25
+    assert f.shape == (4, 2, 34, 34) and f.sum(dim=(1, 2, 3)).tolist() == [25.0] * 4
+    with pytest.raises(ValueError, match="frames='count' needs exactly one"):
+        get_dataset("nmnist", data_dir=tmp_path, frames="count")
+    with pytest.raises(ValueError, match="frames"):
+        get_dataset("nmnist", data_dir=tmp_path, frames="space", time_steps=4)
+    with pytest.raises(ValueError, match="disagree"):
+        get_dataset("nmnist", data_dir=tmp_path, events_per_frame=3, event_count=4)
+    with pytest.raises(ValueError, match="duration_us"):
+        get_dataset("nmnist", data_dir=tmp_path, duration_us=1000)
+
+
+def test_shd_fixed_10ms_bins_and_cache(tmp_path):
+    """SHD as the example uses it: 100 bins of 10 ms on [0, 1 s], cached on disk."""
+    written = make_shd(tmp_path, n=4, splits=("train",), duration_s=1.2)
+    kw = dict(time_steps=100, duration_us=1_000_000)
+    ds = get_dataset("shd", data_dir=tmp_path, **kw)
+    times, units, _ = written["train"]
+    for i in range(4):
+        f, _ = ds[i]
+        assert f.shape == (100, 1, 700)
+        t_us = times[i].astype(np.float64) * 1e6
+        ev = np.zeros(len(t_us), dtype=[("t", np.int64), ("x", np.int16), ("p", bool)])
+        ev["t"], ev["x"] = t_us.astype(np.int64), units[i]
+        inside = ev["t"] < 1_000_000
+        expect = torch.zeros(100, 1, 700)
+        for t, x in zip(ev["t"][inside], ev["x"][inside]):
+            expect[t // 10_000, 0, x] += 1
+        torch.testing.assert_close(f, expect)   # bin b = floor(t / 10 ms); t >= 1 s dropped
+    cached = get_dataset("shd", data_dir=tmp_path, cache_dir=tmp_path / "cache",
+                         frame_transform=lambda x: x.clamp(max=1), **kw)
+    torch.testing.assert_close(cached[2][0], ds[2][0].clamp(max=1))
+    torch.testing.assert_close(cached[2][0], ds[2][0].clamp(max=1))  # from the cache
+    with pytest.warns(UserWarning, match="frozen"):
+        get_dataset("shd", data_dir=tmp_path, cache_dir=tmp_path / "cache2",
+                    event_transform=tonic.transforms.DropEvent(p=0.1), **kw)
+
+
+def test_dvsgesture_denoise_partial_and_count(tmp_path):
+    make_dvsgesture(tmp_path, users=(1,), labels=range(11), splits=("test",), events=60)
+    with pytest.warns(UserWarning, match="found only 11"):
+        ds = get_dataset("dvsgesture", data_dir=tmp_path, train=False, time_steps=4,
+                         denoise_us=1)
+    f, label = ds[0]
+    assert f.shape == (4, 2, 128, 128) and f.sum() < 60  # isolated random events are removed
+    with pytest.warns(UserWarning):
+        raw = get_dataset("dvsgesture", data_dir=tmp_path, train=False, frames="count",
+                          time_steps=3)
+    assert raw[0][0].shape == (3, 2, 128, 128) and raw[0][0].sum() == 3 * ((60 + label) // 3)
+
+
+def test_collate_built_on_torch_helpers():
+    from torch.nn.utils.rnn import pad_sequence
+
+    seqs = [torch.randn(3, 2), torch.randn(5, 2), torch.randn(1, 2)]
+    x, y, lengths = collate_padded([(s, i) for i, s in enumerate(seqs)], pad_value=-2.0)
+    torch.testing.assert_close(x, pad_sequence(seqs, padding_value=-2.0))
+    assert lengths.tolist() == [3, 5, 1] and y.tolist() == [0, 1, 2]
+    xb, _, _ = collate_padded([(s, 0) for s in seqs], time_major=False)
+    torch.testing.assert_close(xb, pad_sequence(seqs, batch_first=True))
+    same = [torch.randn(4, 3) for _ in range(3)]
+    xt, yt = collate_time_major([(s, torch.tensor(i)) for i, s in enumerate(same)])
+    assert xt.is_contiguous()
+    torch.testing.assert_close(xt, torch.utils.data.default_collate(same).transpose(0, 1))
+    assert yt.tolist() == [0, 1, 2]

@@ -4,7 +4,8 @@
   simulated event camera (:class:`EventCamera`) during three saccades, N-MNIST style.
 * :class:`Randman` -- random-manifold spike-timing task (Zenke & Vogels 2021).
 * :func:`get_dataset` -- one entry point for the above and for tonic's N-MNIST, SHD and
-  DVS Gesture, with frame conversion and optional disk caching.
+  DVS Gesture, with frame conversion (by time or by event count), denoising, separate event and
+  frame transforms and optional disk caching (the pipeline is in :mod:`.pipeline`).
 * :class:`EventsToFrames`, :func:`events_to_frames` -- events ``(x, y, t, p)`` to dense
   ``[T, P, H, W]`` float frames; :func:`collate_time_major`, :func:`collate_padded` -- batching
   into time-major ``[T, B, ...]`` tensors.
@@ -18,12 +19,14 @@ from .digits import DigitEvents, digits_test_mask, load_digits, saccade_path
 from .event_camera import EVENT_DTYPE, EventCamera
 from .frames import EventsToFrames, ToFloatTensor, events_to_frames, time_bins
 from .randman import RANDMAN_EVENT_DTYPE, Randman, eval_random_manifold, random_manifold_params
-from .tonic_datasets import DATASET_NAMES, Compose, get_dataset
+from .pipeline import FRAME_MODES, Compose
+from .tonic_datasets import DATASET_NAMES, get_dataset
 
 __all__ = [
     "CACHE_ENV",
     "DATASET_NAMES",
     "EVENT_DTYPE",
+    "FRAME_MODES",
     "RANDMAN_EVENT_DTYPE",
     "Compose",
     "DigitEvents",

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import default_collate
 
 from .._validate import describe
@@ -58,7 +59,8 @@ def collate_time_major(batch):
         (``[B]`` int64 for integer labels).
 
     Use as ``DataLoader(ds, batch_size=B, collate_fn=collate_time_major)``; samples of different
-    lengths need :func:`collate_padded`.
+    lengths need :func:`collate_padded`. Built on torch's ``default_collate`` (which stacks
+    along a new batch axis); the batch axis is then moved behind the time axis.
     """
     samples, targets = _split(batch, "collate_time_major")
     shape = samples[0].shape
@@ -72,7 +74,9 @@ def collate_time_major(batch):
                 f"{tuple(shape)} but batch[{i}] has {tuple(s.shape)}; use collate_padded for "
                 f"variable lengths"
             )
-    return torch.stack(samples, dim=1), targets
+    # default_collate stacks along a new batch axis (into shared memory inside DataLoader
+    # workers); moving that axis behind time gives the time-major batch.
+    return default_collate(samples).transpose(0, 1).contiguous(), targets
 
 
 def collate_padded(batch, time_major: bool = True, pad_value: float = 0.0):
@@ -91,6 +95,9 @@ def collate_padded(batch, time_major: bool = True, pad_value: float = 0.0):
 
     Returns:
         ``(X, y, lengths)`` with ``lengths`` int64 ``[B]`` holding :math:`L_b`.
+
+    Built on ``torch.nn.utils.rnn.pad_sequence`` (mixed dtypes promoted first); the lengths are
+    what ``torch.nn.utils.rnn.pack_padded_sequence`` and masked losses need.
 
     With a ``DataLoader``: ``collate_fn=collate_padded`` or
     ``functools.partial(collate_padded, time_major=False)``.
@@ -111,10 +118,6 @@ def collate_padded(batch, time_major: bool = True, pad_value: float = 0.0):
     for s in samples[1:]:
         dtype = torch.promote_types(dtype, s.dtype)
     lengths = torch.tensor([s.shape[0] for s in samples], dtype=torch.int64)
-    out = torch.full((len(samples), int(lengths.max()), *samples[0].shape[1:]), pad_value,
-                     dtype=dtype)
-    for b, s in enumerate(samples):
-        out[b, : s.shape[0]] = s
-    if time_major:
-        out = out.transpose(0, 1).contiguous()
+    out = pad_sequence([s.to(dtype) for s in samples], batch_first=not time_major,
+                       padding_value=pad_value)
     return out, targets, lengths

@@ -122,8 +122,11 @@ class DigitEvents(torch.utils.data.Dataset):
 
     ``dataset[i]`` returns ``(events, label)``: ``events`` a structured array of dtype
     :data:`EVENT_DTYPE` (fields ``x, y`` int16, ``t`` int64 microseconds, ``p`` bool), sorted by
-    time, in tonic's format so that tonic transforms (``ToFrame(sensor_size=DigitEvents.sensor_size,
-    n_time_bins=T)``, ``Denoise``, ``DropEvent``, ...) apply; ``label`` an ``int`` in 0..9.
+    time, in tonic's format so that tonic transforms (``ToFrame``, ``Denoise``, ``DropEvent``, ...)
+    apply; ``label`` an ``int`` in 0..9. ``ToFrame(sensor_size, time_window=D/T, start_time=0,
+    end_time=D)`` with ``D =`` :attr:`duration_us` gives exactly the frames of
+    :meth:`as_tensors` ``(T)`` (``n_time_bins=T`` instead bins each sample from its first to its
+    last event).
 
     For training, :meth:`as_tensors` gives the whole split as dense frames at once.
 
@@ -294,7 +297,8 @@ class DigitEvents(torch.utils.data.Dataset):
         :math:`X[n, b_i, p_i, y_i, x_i]` with :math:`b_i = \\lfloor t_i T / D \\rfloor` over the
         fixed window :math:`[0, D]`, :math:`D =` :attr:`duration_us` (see
         :func:`~surrogate_nets.data.events_to_frames`; identical to applying
-        ``EventsToFrames(sensor_size, T, start_us=0, duration_us=D)`` to every sample).
+        ``EventsToFrames(sensor_size, T, start_us=0, duration_us=D)`` or tonic's
+        ``ToFrame(sensor_size, time_window=D/T, start_time=0, end_time=D)`` to every sample).
         Computed once per ``(time_steps, binary, dtype)`` and kept in memory (a fraction of a
         second for the whole set).
 

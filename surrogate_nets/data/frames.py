@@ -129,9 +129,11 @@ def _check_coords(x, y, c, w, h, npol):
 class EventsToFrames:
     """Transform: events (tonic structured array) -> float tensor ``[T, P, H, W]``.
 
-    The torch-side counterpart of ``tonic.transforms.ToFrame(n_time_bins=T)``, with two
-    differences: the window can be fixed (``start_us``, ``duration_us``) so that frame ``b``
-    covers the same time span in every sample, and the result is already a float tensor.
+    The torch-side counterpart of tonic's ``ToFrame``, returning a float tensor. With a fixed
+    window it is exactly ``tonic.transforms.ToFrame(sensor_size, time_window=D/T, start_time=0,
+    end_time=D)`` (cast to float; tested on every DigitEvents training sample), so frame ``b``
+    covers the same time span in every sample; without one it bins from the first to the last
+    event like ``ToFrame(n_time_bins=T)``.
     Per-sample frames are time-major; a ``DataLoader`` with the default collate then gives
     ``[B, T, ...]`` and :func:`~surrogate_nets.data.collate_time_major` gives ``[T, B, ...]``.
     See :func:`events_to_frames` for the equation.

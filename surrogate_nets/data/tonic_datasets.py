@@ -13,12 +13,15 @@ tonic is imported lazily, on the first use of a recorded data set.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
-from .._validate import check_int, check_positive
+from .._validate import check_positive
 from ._cache import cache_root, config_hash
 from .frames import EventsToFrames, ToFloatTensor
+from .pipeline import (Compose, SkipEmpty, resolve_frames, tonic_to_frame,
+                       warn_cached_event_transform, warn_if_event_transform)
 
 #: Names accepted by :func:`get_dataset`.
 DATASET_NAMES = ("digits", "randman", "nmnist", "shd", "dvsgesture")
@@ -27,46 +30,14 @@ _ALIASES = {"digitevents": "digits", "n-mnist": "nmnist", "dvs_gesture": "dvsges
             "dvs-gesture": "dvsgesture", "ibmgesture": "dvsgesture"}
 
 
-class Compose:
-    """Apply callables in order: :math:`f_n \\circ \\cdots \\circ f_1`.
-
-    Unlike ``tonic.transforms.Compose`` it does not stop at an empty event array, so a frame
-    transform always produces frames (all zero for an empty recording).
-    """
-
-    def __init__(self, transforms):
-        self.transforms = [t for t in transforms if t is not None]
-
-    def __call__(self, x):
-        for t in self.transforms:
-            x = t(x)
-        return x
-
-    def __repr__(self) -> str:
-        return "Compose(" + ", ".join(repr(t) for t in self.transforms) + ")"
-
-
-class _SkipEmpty:
-    """Apply an event transform only to non-empty recordings (tonic's Denoise fails on empty)."""
-
-    def __init__(self, transform):
-        self.transform = transform
-
-    def __call__(self, events):
-        return events if len(events) == 0 else self.transform(events)
-
-    def __repr__(self) -> str:
-        return repr(self.transform)
-
-
 # --- layout of the recorded data sets as tonic 1.7 reads them --------------------------------
 # ``extracted`` is what must exist below ``<data_dir>/<tonic class name>/`` for tonic to read
 # the split, ``min_files`` how many data files tonic requires before it believes the archive
-# was extracted, ``layout`` a human description for the error message.
+# was extracted (fewer are accepted with a warning), ``full`` the size of the complete splits, ``layout`` a human description for the error message.
 _RECORDED = {
     "nmnist": dict(
         tonic_class="NMNIST", title="N-MNIST (Orchard et al. 2015)", pattern="*.bin",
-        min_files=10000,
+        min_files=10000, full={"train": 60000, "test": 10000},
         layout=("{folder}/<digit 0-9>/<id>.bin  (N-MNIST 40-bit binary events: x, y, polarity bit "
                 "+ 23-bit microsecond timestamp per 5 bytes)"),
     ),
@@ -98,8 +69,8 @@ def _missing_message(ds, name: str, reason: str = "") -> str:
         found = 0
         if loc.is_dir():
             found = sum(1 for _ in Path(loc, ds.folder_name).glob("**/" + spec["pattern"]))
-        need = (f"and needs at least {spec['min_files']} '{spec['pattern']}' files there; found "
-                f"{found}.")
+        need = (f"and needs the '{spec['pattern']}' files there (a partial set is accepted with a "
+                f"warning); found {found}.")
     msg = (
         f"{spec['title']}, {split} split: data not found under '{loc}'.\n"
         f"tonic {_tonic_version()} reads the extracted files\n    {layout}\n{need}\n"
@@ -118,6 +89,9 @@ def _tonic_version() -> str:
 
 
 def _extracted_ok(ds, name: str) -> bool:
+    """True if the extracted files are there. A partial folder (fewer files than tonic's
+    completeness check wants, e.g. a subset for a smoke test or a quick look) is accepted with a
+    ``UserWarning`` that says how many recordings were found."""
     spec = _RECORDED[name]
     loc = Path(ds.location_on_system)
     if name == "shd":
@@ -130,7 +104,16 @@ def _extracted_ok(ds, name: str) -> bool:
         count += 1
         if count >= spec["min_files"]:
             return True
-    return False
+    if count == 0:
+        return False
+    split = "train" if getattr(ds, "train", True) else "test"
+    full = spec.get("full", {}).get(split)
+    of = f"(recordings) of the {full:,} " if full else ""
+    warnings.warn(
+        f"{spec['title']}, {split} split: found only {count} '{spec['pattern']}' files "
+        f"{of}under '{folder}' (tonic's completeness check wants at least {spec['min_files']:,}); "
+        f"using this partial set", UserWarning, stacklevel=2)
+    return True
 
 
 _LOCAL_CLASSES: dict = {}
@@ -177,19 +160,6 @@ def __getattr__(attr: str):  # PEP 562: lets pickle find the lazily built classe
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-def _frame_transform(sensor_size, time_steps, event_count, time_window_us):
-    """tonic's ``ToFrame`` for exactly one slicing method (or None when none is given)."""
-    import tonic.transforms as tt
-
-    if time_steps is not None:
-        return tt.ToFrame(sensor_size=sensor_size, n_time_bins=time_steps)
-    if event_count is not None:
-        return tt.ToFrame(sensor_size=sensor_size, event_count=event_count)
-    if time_window_us is not None:
-        return tt.ToFrame(sensor_size=sensor_size, time_window=time_window_us)
-    return None
-
-
 def get_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -197,10 +167,15 @@ def get_dataset(
     download: bool = False,
     *,
     time_steps: int | None = None,
+    frames: str | None = None,
+    events_per_frame: int | None = None,
     event_count: int | None = None,
     time_window_us: int | None = None,
+    duration_us: int | None = None,
     denoise_us: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    event_transform: Callable | None = None,
+    frame_transform: Callable | None = None,
     transform: Callable | None = None,
     target_transform: Callable | None = None,
     **kwargs,
@@ -218,30 +193,52 @@ def get_dataset(
     ============  ===================================  ===================  ====================
 
     Frames are float32 and time-major per sample; batch them with ``collate_time_major`` for
-    ``[T, B, ...]``. Without ``time_steps``, ``event_count`` or ``time_window_us`` the samples are
-    raw tonic event arrays (``randman``: dense spikes ``[T, N]``, ``T = nb_steps``).
+    ``[T, B, ...]`` (``collate_padded`` when ``T`` varies). Without a slicing argument the samples
+    are raw tonic event arrays (``randman``: dense spikes ``[T, N]``, ``T = nb_steps``). The order
+    of the per-sample pipeline and the slicing table are in :mod:`surrogate_nets.data.pipeline`::
+
+        events -> Denoise -> event_transform -> ToFrame -> [disk cache] -> float
+               -> frame_transform -> transform
 
     Args:
         name: one of :data:`DATASET_NAMES` (case-insensitive).
         data_dir: where the recorded data sets live (tonic's ``save_to``; files go to
             ``<data_dir>/<NMNIST|SHD|DVSGesture>/``), default ``<cache root>/datasets``; for
             ``digits`` the directory of the conversion cache, default the cache root (cache
-            root: ``$SURROGATE_NETS_CACHE`` or ``~/.cache/surrogate_nets``).
+            root: ``$SURROGATE_NETS_CACHE`` or ``~/.cache/surrogate_nets``). A partial N-MNIST
+            or DVS Gesture folder (a subset of the recordings) is accepted with a warning that
+            says how many recordings were found.
         train: training or test split.
         download: allow tonic to download a missing recorded data set. If False (default) a
             missing data set raises ``FileNotFoundError`` naming the expected files.
-        time_steps: ``T`` equal time bins per sample (tonic ``ToFrame(n_time_bins=T)``, from the
-            first to the last event; for ``digits`` a fixed 300 ms window, for ``randman`` the
-            number of steps ``nb_steps``).
-        event_count: frames of this many events each (tonic ``ToFrame(event_count=...)``;
-            variable ``T``, batch with ``collate_padded``).
+        time_steps: number of frames ``T``: time bins (``frames="time"``, the default; tonic
+            ``ToFrame(n_time_bins=T)`` from the first to the last event, or on the fixed window
+            ``[0, duration_us]``; ``digits`` always uses its fixed 300 ms window; ``randman``:
+            ``nb_steps``) or event bins (``frames="count"``: ``ToFrame(n_event_bins=T)``).
+        frames: ``"time"`` or ``"count"``: slice by time or by event number (see above);
+            ``None`` infers it from the size argument given.
+        events_per_frame: frames of this many events each (tonic ``ToFrame(event_count=N)``;
+            variable ``T``, batch with ``collate_padded``); implies ``frames="count"``.
+        event_count: the same as ``events_per_frame`` (older name).
         time_window_us: frames of this length in microseconds (variable ``T``).
-        denoise_us: apply ``tonic.transforms.Denoise(filter_time=denoise_us)`` first (2-D sensors
-            only).
-        cache_dir: if given, cache the transformed samples with ``tonic.DiskCachedDataset`` under
-            ``<cache_dir>/<name>/<train|test>/<hash of the transform>/``.
-        transform, target_transform: user callables applied last (to the float frames or the raw
-            events) and to the label.
+        duration_us: with ``time_steps``: bin the fixed window ``[0, D]`` into ``T`` bins of
+            ``D / T`` microseconds (``ToFrame(time_window=D/T, start_time=0, end_time=D)``), so a
+            bin means the same time in every recording (SHD: ``T=100, D=1_000_000`` gives 10 ms
+            bins); events after ``D`` are dropped.
+        denoise_us: apply ``tonic.transforms.Denoise(filter_time=denoise_us)`` to the events
+            first (2-D sensors only).
+        cache_dir: if given, cache the frames with ``tonic.DiskCachedDataset`` under
+            ``<cache_dir>/<name>/<train|test>/<hash of the pipeline>/``. The cached part is
+            everything up to the frames, so a random ``event_transform`` is frozen by the cache
+            (a ``UserWarning`` says so).
+        event_transform: callable on the structured event array (e.g. ``tonic.transforms.
+            DropEvent``), applied after ``Denoise`` and before the frames are built.
+        frame_transform: callable on the float frames ``[T, ...]`` (or, without frames, on the
+            events), applied on every access (after the cache).
+        transform: a callable applied last (after ``frame_transform``); kept for compatibility.
+            A tonic event transform passed here while frames are built warns: use
+            ``event_transform``.
+        target_transform: callable applied to the label.
         **kwargs: passed to the data set: ``DigitEvents`` (``camera``, ``step_us``), ``Randman``
             (``nb_classes``, ``nb_units``, ...), ``NMNIST`` (``first_saccade_only``,
             ``stabilize``).
@@ -263,59 +260,57 @@ def get_dataset(
         raise TypeError(f"train must be a bool, got {type(train).__name__} {train!r}")
     if not isinstance(download, bool):
         raise TypeError(f"download must be a bool, got {type(download).__name__} {download!r}")
-    chosen = [n for n, v in (("time_steps", time_steps), ("event_count", event_count),
-                             ("time_window_us", time_window_us)) if v is not None]
-    if len(chosen) > 1:
-        raise ValueError(f"give at most one of time_steps, event_count, time_window_us; got "
-                         f"{', '.join(chosen)}")
-    if time_steps is not None:
-        check_int(time_steps, "time_steps", minimum=1)
-    if event_count is not None:
-        check_int(event_count, "event_count", minimum=1)
-    if time_window_us is not None:
-        check_positive(time_window_us, "time_window_us")
+    spec = resolve_frames(frames, time_steps, event_count, events_per_frame, time_window_us,
+                          duration_us)
     if denoise_us is not None:
         check_positive(denoise_us, "denoise_us")
-    for arg, fn in (("transform", transform), ("target_transform", target_transform)):
+    for arg, fn in (("event_transform", event_transform), ("frame_transform", frame_transform),
+                    ("transform", transform), ("target_transform", target_transform)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{arg} must be callable or None, got {type(fn).__name__}")
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise TypeError(f"data_dir must be a str or os.PathLike, got {type(data_dir).__name__}")
+    warn_if_event_transform(transform, spec is not None)
 
     if key == "randman":
-        return _get_randman(train, time_steps, event_count, time_window_us, denoise_us,
-                            cache_dir, transform, target_transform, kwargs)
+        if spec is not None and spec["mode"] != "time_bins":
+            raise ValueError("randman gives dense spikes [T, N]; only time_steps applies (frames, "
+                             "events_per_frame, event_count, time_window_us and duration_us do "
+                             "not)")
+        if event_transform is not None:
+            raise ValueError("randman gives dense spikes, not events; event_transform does not "
+                             "apply (use frame_transform)")
+        user = Compose([frame_transform, transform])
+        return _get_randman(train, time_steps, denoise_us, cache_dir,
+                            user if user.transforms else None, target_transform, kwargs)
+
+    pre = []
+    if denoise_us is not None:
+        if key == "shd":
+            raise ValueError("denoise_us needs a 2-D sensor (x and y); SHD events have no y "
+                             f"coordinate, got denoise_us={denoise_us!r} for 'shd'")
+        import tonic.transforms as tt
+
+        pre.append(SkipEmpty(tt.Denoise(filter_time=denoise_us)))
+    if event_transform is not None:
+        pre.append(event_transform)
 
     if key == "digits":
         from .digits import DigitEvents
 
         sensor_size = DigitEvents.sensor_size
-        pre = []
-        if denoise_us is not None:
-            import tonic.transforms as tt
-
-            pre.append(_SkipEmpty(tt.Denoise(filter_time=denoise_us)))
-        if time_steps is not None:
-            frames = EventsToFrames(sensor_size, time_steps, start_us=0,
-                                    duration_us=DigitEvents.duration_us)
+        if spec is not None and spec["mode"] in ("time_bins", "fixed_window"):
+            to_frames = EventsToFrames(sensor_size, spec["n"], start_us=0,
+                                       duration_us=spec.get("duration", DigitEvents.duration_us))
         else:
-            frames = _frame_transform(sensor_size, None, event_count, time_window_us)
+            to_frames = tonic_to_frame(sensor_size, spec)
 
         def build(tf, ttf):
             return DigitEvents(root=data_dir, train=train, transform=tf, target_transform=ttf,
                                **kwargs)
     else:
         cls = _local_class(key)
-        sensor_size = cls.sensor_size
-        if denoise_us is not None and key == "shd":
-            raise ValueError("denoise_us needs a 2-D sensor (x and y); SHD events have no y "
-                             f"coordinate, got denoise_us={denoise_us!r} for 'shd'")
-        pre = []
-        if denoise_us is not None:
-            import tonic.transforms as tt
-
-            pre.append(_SkipEmpty(tt.Denoise(filter_time=denoise_us)))
-        frames = _frame_transform(sensor_size, time_steps, event_count, time_window_us)
+        to_frames = tonic_to_frame(cls.sensor_size, spec)
         root = Path(data_dir).expanduser() if data_dir is not None else cache_root() / "datasets"
 
         def build(tf, ttf):
@@ -323,16 +318,17 @@ def get_dataset(
                        allow_download=download, **kwargs)
 
     # before the (optional) disk cache: events -> frames (tonic: int16 arrays); after it: float
-    # tensors and the user's transform
-    pipeline = pre + ([frames] if frames is not None else [])
-    after = [ToFloatTensor()] if frames is not None else []
-    after += [transform] if transform is not None else []
+    # tensors and the user's frame transforms
+    pipeline = pre + ([to_frames] if to_frames is not None else [])
+    after = [ToFloatTensor()] if to_frames is not None else []
+    after += [t for t in (frame_transform, transform) if t is not None]
     if cache_dir is None:
         steps = pipeline + after
         return build(Compose(steps) if steps else None, target_transform)
 
     import tonic
 
+    warn_cached_event_transform(event_transform, cache_dir)
     base = build(Compose(pipeline) if pipeline else None, None)
     cache_key = config_hash({"name": key, "pipeline": repr(pipeline),
                              "kwargs": repr(sorted(kwargs.items()))})
@@ -342,13 +338,11 @@ def get_dataset(
                                    target_transform=target_transform)
 
 
-def _get_randman(train, time_steps, event_count, time_window_us, denoise_us, cache_dir,
-                 transform, target_transform, kwargs):
+def _get_randman(train, time_steps, denoise_us, cache_dir, transform, target_transform, kwargs):
     from .randman import Randman
 
-    if event_count is not None or time_window_us is not None or denoise_us is not None:
-        raise ValueError("randman gives dense spikes [T, N]; event_count, time_window_us and "
-                         "denoise_us do not apply (use time_steps to set T)")
+    if denoise_us is not None:
+        raise ValueError("randman gives dense spikes [T, N]; denoise_us does not apply")
     if cache_dir is not None:
         raise ValueError("randman is generated in memory in a fraction of a second; cache_dir "
                          "does not apply")
