@@ -43,7 +43,9 @@ def parser(description: str, *, time_steps: int, epochs: int, batch_size: int, l
     ap = argparse.ArgumentParser(description=description,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = ap.add_argument_group("data (surrogate_nets.data.get_dataset through tonic)")
-    g.add_argument("--data-dir", default="data", help="tonic's save_to directory")
+    g.add_argument("--data-dir", default=None,
+                   help="tonic's save_to directory (data sets in <dir>/NMNIST, /SHD, /DVSGesture); "
+                        "default $SURROGATE_NETS_CACHE/datasets or ~/.cache/surrogate_nets/datasets")
     g.add_argument("--download", action="store_true", help="let tonic download a missing data set")
     g.add_argument("--cache-dir", default=None,
                    help="keep the converted frames here (tonic.DiskCachedDataset): faster epochs")
