@@ -16,13 +16,16 @@ registered. It can be used
       [project.entry-points."surrogate_nets.losses"]
       focal-rate = "my_package.losses:FocalRateLoss"
 
-Run ``python examples/custom_loss.py`` to train a tiny two-layer spiking network (a hand-written
-LIF loop around :func:`surrogate_nets.functional.spike`) with it on a synthetic task.
+Run ``python examples/custom_loss.py`` (``--epochs E`` or ``--steps N``, ``--out DIR``) to train
+a tiny two-layer spiking network (a hand-written LIF loop around
+:func:`surrogate_nets.functional.spike`) with it on a synthetic task; it writes
+``DIR/metrics.jsonl`` and ``DIR/custom_loss.png`` (loss per step, test accuracy per epoch).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -120,12 +123,37 @@ def rate_encode(x: torch.Tensor, steps: int, generator=None) -> torch.Tensor:
     return (torch.rand((steps,) + tuple(x.shape), generator=generator) < x).float()
 
 
+BATCH = 64
+
+
+def plot(path, steps, step_losses, epoch_steps, test_accs) -> None:
+    """Training loss per step and test accuracy per epoch (markers: one epoch is one point)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax1.plot(steps, step_losses, "-", lw=1)
+    ax1.set(xlabel="optimisation step", ylabel="focal loss + rate regulariser")
+    ax2.plot(epoch_steps, [100 * a for a in test_accs], "o-", ms=4)
+    ax2.set(xlabel="optimisation step", ylabel="test accuracy (%)", ylim=(0, 100))
+    fig.suptitle("FocalRateLoss on a 3-class rate-coded task")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the 512 training samples (8 steps of 64 each); "
+                             "overrides --steps")
     parser.add_argument("--steps", type=int, default=150, help="optimisation steps")
     parser.add_argument("--time-steps", type=int, default=20, help="simulation steps T")
     parser.add_argument("--gamma", type=float, default=2.0, help="focal gamma")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/custom_loss",
+                        help="directory for metrics.jsonl and custom_loss.png")
     args = parser.parse_args(argv)
 
     g = torch.Generator().manual_seed(args.seed)
@@ -133,6 +161,8 @@ def main(argv=None) -> float:
     prototypes = torch.rand(3, 10, generator=g)  # 3 classes, 10 input channels
     x_train, y_train = make_task(512, prototypes, g)
     x_test, y_test = make_task(256, prototypes, g)
+    per_epoch = -(-x_train.shape[0] // BATCH)
+    total = args.epochs * per_epoch if args.epochs is not None else args.steps
 
     model = TinySNN(10, 64, 3)
     loss_fn = losses.RegularizedLoss(
@@ -141,20 +171,38 @@ def main(argv=None) -> float:
     ).bind(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
 
-    for step in range(args.steps):
-        idx = torch.randint(0, x_train.shape[0], (64,), generator=g)
-        out = model(rate_encode(x_train[idx], args.time_steps, g))
-        loss = loss_fn(out, y_train[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 50 == 0 or step == args.steps - 1:
-            print(f"step {step:4d}  loss {loss.item():.4f}")
+    def test_accuracy() -> float:
+        with torch.no_grad():
+            counts = model(rate_encode(x_test, args.time_steps, g)).sum(0)
+        return (counts.argmax(-1) == y_test).float().mean().item()
 
-    with torch.no_grad():
-        counts = model(rate_encode(x_test, args.time_steps, g)).sum(0)
-        acc = (counts.argmax(-1) == y_test).float().mean().item()
+    os.makedirs(args.out, exist_ok=True)
+    step_losses, epoch_steps, test_accs = [], [], []
+    with open(os.path.join(args.out, "metrics.jsonl"), "w") as log:
+        for step in range(total):
+            idx = torch.randint(0, x_train.shape[0], (BATCH,), generator=g)
+            out = model(rate_encode(x_train[idx], args.time_steps, g))
+            loss = loss_fn(out, y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step_losses.append(loss.item())
+            if step % 50 == 0 or step == total - 1:
+                print(f"step {step:4d}  loss {loss.item():.4f}")
+            if (step + 1) % per_epoch == 0 or step == total - 1:   # an epoch (or the run) ends
+                epoch_steps.append(step + 1)
+                test_accs.append(test_accuracy())
+                log.write(json.dumps({"step": step + 1, "train_loss": step_losses[-1],
+                                      "test_acc": test_accs[-1]}) + "\n")
+
+    acc = test_accs[-1]
     print(f"test accuracy {acc:.3f}")
+    try:
+        path = os.path.join(args.out, "custom_loss.png")
+        plot(path, range(1, total + 1), step_losses, epoch_steps, test_accs)
+        print(f"wrote {path}")
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install matplotlib)")
     return acc
 
 

@@ -70,12 +70,22 @@ def plot_shapes(path: str) -> None:
 
     x = torch.linspace(-2.5, 2.5, 1001)
     fig, (ax_p, ax_d) = plt.subplots(1, 2, figsize=(11, 4))
-    for name in surrogate.names():
+    names = surrogate.names()
+    # one distinct colour per family (the default cycle has 10 colours for 11+ families)
+    palette = (list(plt.get_cmap("tab10").colors) + ["black"]
+               + list(plt.get_cmap("tab20").colors[1::2]))
+    colours = [palette[i % len(palette)] for i in range(len(names))]
+    # the boxcar families coincide at their default alpha: draw straight_through wide and pale
+    # underneath, rectangle thin and dashed on top, so both stay visible
+    styles = {"straight_through": dict(lw=4, alpha=0.35, zorder=1),
+              "rectangle": dict(lw=1.3, ls="--", zorder=3)}
+    for name, colour in zip(names, colours):
         sg = surrogate.get(name)                     # each family at its default alpha
         label = f"{name} (alpha={float(sg.alpha):g})"
-        ax_p.plot(x, sg.primitive(x).detach(), label=label)
-        ax_d.plot(x, sg.derivative(x).detach(), label=label)
-    ax_p.step(x, (x >= 0).float(), "k--", lw=1, where="post", label="Heaviside H(x)")
+        style = dict(dict(lw=1.5, zorder=2), **styles.get(name, {}))
+        ax_p.plot(x, sg.primitive(x).detach(), color=colour, label=label, **style)
+        ax_d.plot(x, sg.derivative(x).detach(), color=colour, label=label, **style)
+    ax_p.step(x, (x >= 0).float(), "k:", lw=1, where="post", label="Heaviside H(x)")
     ax_p.set_title("primitive(x; alpha): relaxed step (used by the alpha gradient)")
     ax_d.set_title("derivative(x; alpha): surrogate gradient dH/dx")
     for ax in (ax_p, ax_d):

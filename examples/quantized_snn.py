@@ -145,8 +145,9 @@ def plot(path, snn_hist, ann_hist):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, h in (("SNN, 4-bit W, 2-level LIF", snn_hist), ("QCFS ANN (= IF SNN)", ann_hist)):
         ep = range(1, len(h["loss"]) + 1)
-        ax1.plot(ep, h["loss"], label=name)
-        ax2.plot(ep, [100 * a for a in h["test_acc"]], label=name)
+        # markers: a run of one epoch is a single point, which a line alone would not show
+        ax1.plot(ep, h["loss"], "o-", ms=4, label=name)
+        ax2.plot(ep, [100 * a for a in h["test_acc"]], "o-", ms=4, label=name)
     ax1.set(xlabel="epoch", ylabel="training loss", yscale="log")
     ax2.set(xlabel="epoch", ylabel="test accuracy (%)")
     ax2.legend()

@@ -156,12 +156,19 @@ def test_streaming_inference_float_and_integer(tmp_path, env):
 
 
 def test_quantized_snn(tmp_path, env):
-    proc = run_example("quantized_snn.py", ["--epochs", 1], tmp_path, env)
+    proc = run_example("quantized_snn.py", ["--epochs", 1, "--out", tmp_path / "q"], tmp_path, env)
     check_ok(proc)
     assert "test accuracy" in proc.stdout
+    if HAVE_MPL:
+        assert (tmp_path / "q" / "quantized_snn.png").is_file()
 
 
 def test_custom_loss(tmp_path, env):
-    proc = run_example("custom_loss.py", ["--steps", 5], tmp_path, env)
+    out = tmp_path / "cl"
+    proc = run_example("custom_loss.py", ["--epochs", 2, "--out", out], tmp_path, env)
     check_ok(proc)
     assert "test accuracy" in proc.stdout
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [8, 16]        # one record per epoch of 8 steps
+    if HAVE_MPL:
+        assert (out / "custom_loss.png").is_file()
