@@ -252,8 +252,9 @@ def main(argv=None) -> int:
             exported.items()))
         itrace, _, iagree, _, idiff = compare(model, IntegerStreamer(model, exported), test_set,
                                               args, f"{args.bits}-bit integer synapses")
-        results["accuracy"][f"{args.bits}-bit fake-quant (+{args.qat_epochs} QAT epochs)"] = running_accuracy(qtrace, labels)
-        results["accuracy"][f"{args.bits}-bit integer (+{args.qat_epochs} QAT epochs)"] = running_accuracy(itrace, labels)
+        qat = f"(+{args.qat_epochs} QAT epochs)"
+        results["accuracy"][f"{args.bits}-bit fake-quant {qat}"] = running_accuracy(qtrace, labels)
+        results["accuracy"][f"{args.bits}-bit integer {qat}"] = running_accuracy(itrace, labels)
     for label, acc in results["accuracy"].items():
         print(f"{label}: test accuracy {100 * acc[-1]:.1f}% after all {len(acc)} frames, "
               f"{100 * acc[len(acc) // 2 - 1]:.1f}% after {len(acc) // 2}")

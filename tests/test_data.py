@@ -530,6 +530,7 @@ def test_full_nmnist_folder_gives_no_warning(nmnist_root):
         assert len(get_dataset("nmnist", data_dir=nmnist_root[0])) == 10_000
 
 
+@pytest.mark.filterwarnings("ignore:.*found only:UserWarning")
 def test_event_transform_applies_to_events_not_frames(tmp_path):
     """A tonic DropEvent given as event_transform drops events (T unchanged); given as the old
     ``transform=`` it would act on the frame array, which now warns."""

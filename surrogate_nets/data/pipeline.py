@@ -2,10 +2,12 @@
 
 One recording goes through, in this order::
 
-    events --Denoise--> --event_transform--> --ToFrame--> | disk cache | --float--> --frame_transform--> --transform-->
+    events -> Denoise -> event_transform -> ToFrame -> | disk cache |
+           -> float tensor -> frame_transform -> transform
 
-Everything left of the bar is deterministic per sample and is what ``tonic.DiskCachedDataset``
-stores (compact int16 frames); everything right of it runs on every access. Event transforms
+With ``cache_dir``, everything before the cache runs once per sample and its result (compact
+int16 frames) is what ``tonic.DiskCachedDataset`` stores, so a random event transform is frozen
+there (a warning says so); everything after the cache runs on every access. Event transforms
 (``tonic.transforms.DropEvent``, ``Denoise``, ``SpatialJitter``, ...) act on the structured event
 array and therefore belong in ``event_transform``; transforms of dense tensors (normalisation,
 random crops of frames) in ``frame_transform``.

@@ -33,7 +33,8 @@ _ALIASES = {"digitevents": "digits", "n-mnist": "nmnist", "dvs_gesture": "dvsges
 # --- layout of the recorded data sets as tonic 1.7 reads them --------------------------------
 # ``extracted`` is what must exist below ``<data_dir>/<tonic class name>/`` for tonic to read
 # the split, ``min_files`` how many data files tonic requires before it believes the archive
-# was extracted (fewer are accepted with a warning), ``full`` the size of the complete splits, ``layout`` a human description for the error message.
+# was extracted (fewer are accepted with a warning), ``full`` the size of the complete
+# splits, ``layout`` a human description for the error message.
 _RECORDED = {
     "nmnist": dict(
         tonic_class="NMNIST", title="N-MNIST (Orchard et al. 2015)", pattern="*.bin",
