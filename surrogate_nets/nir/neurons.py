@@ -53,6 +53,13 @@ def _np(t, shape) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(a, shape)).astype(np.float32)
 
 
+def _node(cls, v_reset, **kw):
+    """``cls(**kw)`` with ``v_reset`` where this nir version has the field (added in nir 1.0.5)."""
+    if "v_reset" in getattr(cls, "__dataclass_fields__", {}):
+        kw["v_reset"] = v_reset
+    return cls(**kw)
+
+
 def _arr(t: torch.Tensor) -> np.ndarray:
     """A float64 array of at least one dim (HDF5 cannot compress 0-d datasets)."""
     return np.atleast_1d(t.detach().cpu().double().numpy())
@@ -88,8 +95,8 @@ def lif_to_nir(m, shape, dt: float):
     if bool((beta == 1).all()):
         if not isinstance(m, IF):
             meta.update(_decay_meta(m, "beta"))
-        return nir.IF(r=np.full(shape, 1.0 / dt, np.float32), v_threshold=th, v_reset=zero,
-                      metadata={KEY: meta})
+        return _node(nir.IF, zero, r=np.full(shape, 1.0 / dt, np.float32), v_threshold=th,
+                     metadata={KEY: meta})
     if bool((beta == 1).any()):
         raise ValueError(f"{type(m).__name__}: beta mixes 1 (no leak) and < 1 across neurons; NIR's LIF "
                          "needs a finite tau for every neuron")
@@ -97,7 +104,7 @@ def lif_to_nir(m, shape, dt: float):
     b = np.broadcast_to(beta.numpy(), shape)
     tau = (dt / (1 - b)).astype(np.float32)
     r = np.ones(shape, np.float32) if m.decay_input else (1 / (1 - b)).astype(np.float32)
-    return nir.LIF(tau=tau, r=r, v_leak=zero, v_threshold=th, v_reset=zero, metadata={KEY: meta})
+    return _node(nir.LIF, zero, tau=tau, r=r, v_leak=zero, v_threshold=th, metadata={KEY: meta})
 
 
 def synaptic_to_nir(m, shape, dt: float):
@@ -113,9 +120,9 @@ def synaptic_to_nir(m, shape, dt: float):
         raise ValueError("Synaptic with a decay of 1 has no finite NIR time constant (tau_syn/tau_mem)")
     r = np.ones(shape) if m.decay_input else 1 / (1 - b)
     f = np.float32
-    return nir.CubaLIF(tau_syn=(dt / (1 - a)).astype(f), tau_mem=(dt / (1 - b)).astype(f), r=r.astype(f),
-                       v_leak=np.zeros(shape, f), v_threshold=_np(m.threshold, shape),
-                       v_reset=np.zeros(shape, f), w_in=(1 / (1 - a)).astype(f), metadata={KEY: meta})
+    return _node(nir.CubaLIF, np.zeros(shape, f), tau_syn=(dt / (1 - a)).astype(f),
+                 tau_mem=(dt / (1 - b)).astype(f), r=r.astype(f), v_leak=np.zeros(shape, f),
+                 v_threshold=_np(m.threshold, shape), w_in=(1 / (1 - a)).astype(f), metadata={KEY: meta})
 
 
 def li_to_nir(m, shape, dt: float):

@@ -1,0 +1,106 @@
+"""Train a small SNN, export it to NIR, read it back here, in snnTorch and in SpikingJelly, compare spikes.
+
+    PYTHONPATH=. python examples/nir_export.py --epochs 2 --out runs/nir
+
+The peers are optional (``pip install surrogate-nets[bench]``; never in the same environment as
+a pinned torch): a missing one is reported and skipped. The network uses ``reset="zero"``, the
+reset NIR defines (``v -> v_reset = 0``), so the peers' importers simulate the same equations;
+the only remaining difference is the tie ``v == v_threshold`` (we and SpikingJelly fire, snnTorch
+does not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from surrogate_nets import layers, neurons
+from surrogate_nets import nir as snir
+from surrogate_nets.data import DigitEvents
+from surrogate_nets.stats import activity_stats
+
+
+def build():
+    return layers.Sequential(
+        nn.Linear(2 * 20 * 20, 128), neurons.LIF(beta=0.9, reset="zero"),
+        nn.Linear(128, 10), neurons.LIF(beta=0.9, reset="zero"))
+
+
+def train(model, x, y, epochs, batch=64):
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    for _ in tqdm(range(epochs), desc="train"):
+        perm = torch.randperm(x.shape[1])
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            loss = nn.functional.cross_entropy(model(x[:, idx]).sum(0), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
+def run_stepwise(net, x):
+    """Peers' NIR importers build per-step modules returning ``(out, state)``."""
+    state, outs = None, []
+    for xt in x:
+        out, state = net(xt, state)
+        outs.append(out)
+    return torch.stack(outs)
+
+
+def agreement(a, b):
+    return float((a == b).float().mean())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=10, help="time steps T")
+    ap.add_argument("--out", default="runs/nir_export")
+    a = ap.parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    torch.manual_seed(0)
+    xtr, ytr = DigitEvents(train=True).as_tensors(a.steps, binary=True)
+    xte, yte = DigitEvents(train=False).as_tensors(a.steps, binary=True)
+    # [T, N, 800]: flattened up front, because snnTorch's importer reads NIR's per-sample Flatten
+    # (start_dim=0) as torch's nn.Flatten(start_dim=0) and would flatten the batch too
+    xtr, xte = xtr.transpose(0, 1).flatten(2).contiguous(), xte.transpose(0, 1).flatten(2).contiguous()
+    model = build()
+    train(model, xtr, ytr, a.epochs)
+    model.eval()
+    with torch.no_grad():
+        ours = model(xte)
+    print(f"test accuracy (spike count): {float((ours.sum(0).argmax(1) == yte).float().mean()):.4f}")
+    print(activity_stats(model, xte).table())
+
+    import nir
+
+    graph = snir.export(model, xte[:, :1])
+    path = os.path.join(a.out, "model.nir")
+    nir.write(path, graph)
+    print(f"wrote {path}: nodes {list(graph.nodes)}")
+    with torch.no_grad():
+        back = snir.load(nir.read(path))(xte)
+    print(f"surrogate_nets -> NIR -> surrogate_nets: output spike agreement {agreement(back, ours):.6f}")
+
+    try:
+        from snntorch.import_nir import import_from_nir
+        with torch.no_grad():
+            sn = run_stepwise(import_from_nir(nir.read(path)), xte)
+        print(f"surrogate_nets -> NIR -> snnTorch:       output spike agreement {agreement(sn, ours):.6f}")
+    except ImportError as e:
+        print(f"snnTorch not available ({e})")
+    try:
+        from spikingjelly.activation_based.nir_exchange import import_from_nir as sj_import
+        with torch.no_grad():
+            sj = run_stepwise(sj_import(nir.read(path)), xte)
+        print(f"surrogate_nets -> NIR -> SpikingJelly:   output spike agreement {agreement(sj, ours):.6f}")
+    except ImportError as e:
+        print(f"SpikingJelly not available ({e})")
+
+
+if __name__ == "__main__":
+    main()
