@@ -262,6 +262,8 @@ def test_unsupported_module_is_named():
     net = layers.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), neurons.LIF())
     with pytest.raises(TypeError, match=r"'1'.*BatchNorm2d"):
         snir.export(net, torch.zeros(2, 1, 2, 6, 6))
+    with pytest.raises(TypeError, match=r"'1'.*ALIF"):
+        snir.export(layers.Sequential(nn.Linear(2, 2), neurons.ALIF()), torch.zeros(2, 1, 2))
 
     class Mul(nn.Module):
         def forward(self, x):
@@ -281,6 +283,15 @@ def test_unsupported_nir_node_is_named():
                                  nir.Output(np.array([2])), type_check=False)
     with pytest.raises(ValueError, match="v_leak"):
         snir.load(bad)
+
+
+def test_export_keeps_streaming_state():
+    net = layers.Sequential(nn.Linear(2, 2), neurons.LIF(stateful=True))
+    x = torch.rand(3, 1, 2)
+    net(x)
+    before = net[1]._state.v.clone()
+    snir.export(net, torch.rand(3, 4, 2))
+    assert torch.equal(net[1]._state.v, before)
 
 
 def test_export_argument_checks():

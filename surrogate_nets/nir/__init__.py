@@ -21,8 +21,8 @@ Example::
     model2 = snir.load(nir.read("model.nir"))                  # same spikes as model
 """
 
-from .export import DEFAULT_DT, export
-from .load import load
+from .to_nir import DEFAULT_DT, export
+from .from_nir import load
 from .modules import GraphModel, Scale, SumPool2d
 
 __all__ = ["export", "load", "DEFAULT_DT", "GraphModel", "Scale", "SumPool2d"]

@@ -7,16 +7,14 @@ without spikes and ``CubaLIF`` adds a synaptic current
 (``h_t = beta v_{t-1} + x_t``). One forward-Euler step of length ``dt`` of the ODE is exactly the
 discrete update when
 
-==========================  =======================================================================
-this library                NIR (``dt`` the step length, default ``1e-4`` s like snnTorch/SpikingJelly)
-==========================  =======================================================================
-``beta``                    ``tau = dt / (1 - beta)``                     (``beta = 1 - dt / tau``)
-input gain 1                ``r = 1 / (1 - beta) = tau / dt``             (``decay_input=False``)
-input gain ``1 - beta``     ``r = 1``                                      (``decay_input=True``)
-``IF`` (``beta = 1``)       ``IF`` with ``r = 1 / dt``
-``alpha_syn`` (Synaptic)    ``tau_syn = dt / (1 - alpha_syn)``, ``w_in = 1 / (1 - alpha_syn)``
-``threshold``               ``v_threshold``;  ``v_leak = 0``, ``v_reset = 0``
-==========================  =======================================================================
+- ``beta`` <-> ``tau = dt / (1 - beta)``, i.e. ``beta = 1 - dt / tau`` (``dt``: the step length in
+  seconds, default ``1e-4`` as snnTorch and SpikingJelly write);
+- input gain 1 (``decay_input=False``) <-> ``r = 1 / (1 - beta) = tau / dt``;
+- input gain ``1 - beta`` (``decay_input=True``) <-> ``r = 1``;
+- ``IF`` (``beta = 1``) <-> NIR ``IF`` with ``r = 1 / dt``;
+- ``Synaptic``'s ``alpha_syn`` <-> ``CubaLIF`` ``tau_syn = dt / (1 - alpha_syn)``,
+  ``w_in = 1 / (1 - alpha_syn)`` (the current is updated first, then the membrane uses it);
+- ``threshold`` <-> ``v_threshold``; ``v_leak = 0`` and ``v_reset = 0`` always.
 
 Reading a node whose gains differ (any ``r``, ``w_in``), the total input gain ``g`` is folded
 into the threshold (``theta' = v_threshold / g``; the membrane is scaled by ``1/g``, the spikes are

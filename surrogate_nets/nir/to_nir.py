@@ -116,8 +116,13 @@ def export(model: nn.Module, sample_input: torch.Tensor, *, dt: float = DEFAULT_
     graph = tracer.trace(model)
     gm = fx.GraphModule(tracer.root, graph)
     rec = _ShapeRecorder(gm)
-    with torch.no_grad():
-        rec.run(sample_input)
+    kept = [(m, m._state, m.recorded) for m in model.modules() if isinstance(m, BaseNeuron)]
+    try:
+        with torch.no_grad():
+            rec.run(sample_input)
+    finally:  # the shape run leaves streaming state and recordings as they were
+        for m, state, recorded in kept:
+            m._state, m.recorded = state, recorded
     nodes: Dict[str, object] = {"input": nir.Input(input_type=np.array(sample_input.shape[2:]))}
     names: Dict[fx.Node, List[str]] = {}  # fx node -> the NIR node names that carry its value
     edges: List[Tuple[str, str]] = []

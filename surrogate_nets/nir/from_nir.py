@@ -11,7 +11,7 @@ from torch import nn
 
 from ..layers import Sequential
 from ..neurons import IF, LI, RLIF, Synaptic
-from .export import DEFAULT_DT
+from .to_nir import DEFAULT_DT
 from .layers import (conv_from_nir, flatten_from_nir, linear_from_nir, pool_from_nir,
                      scale_from_nir)
 from .modules import GraphModel, Scale
