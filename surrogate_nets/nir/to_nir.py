@@ -118,6 +118,8 @@ def export(model: nn.Module, sample_input: torch.Tensor, *, dt: float = DEFAULT_
     rec = _ShapeRecorder(gm)
     kept = [(m, m._state, m.recorded) for m in model.modules() if isinstance(m, BaseNeuron)]
     try:
+        for m, _, _ in kept:
+            m._state = None  # from a zero state, whatever the stored batch size
         with torch.no_grad():
             rec.run(sample_input)
     finally:  # the shape run leaves streaming state and recordings as they were
