@@ -315,3 +315,19 @@ def test_import_does_not_load_nir():
 
     code = "import sys, surrogate_nets; assert 'nir' not in sys.modules, 'nir imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+
+
+def test_example_script_round_trips(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               SURROGATE_NETS_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, os.path.join(root, "examples", "nir_export.py"), "--epochs", "1",
+                           "--limit", "64", "--steps", "4", "--out", str(tmp_path / "out")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "surrogate_nets -> NIR -> surrogate_nets: output spike agreement 1.000000" in proc.stdout
+    assert (tmp_path / "out" / "model.nir").is_file()
