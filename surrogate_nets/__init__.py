@@ -6,20 +6,22 @@ Layers of the library (torch.nn style): :mod:`surrogate` (relaxations of the ste
 :mod:`train` (the loop behind the ``surrogate-nets`` command line).
 """
 
-from . import encode, functional, layers, losses, neurons, quant, surrogate
+from . import encode, functional, layers, losses, neurons, quant, stats, surrogate
 from .functional import quantize, spike
 
 __version__ = "0.1.0"
 
 __all__ = [
     "surrogate", "functional", "neurons", "quant", "layers", "losses", "encode", "data", "train",
+    "nir", "stats",
     "spike", "quantize", "__version__",
 ]
 
 
 def __getattr__(name):
-    # ``data`` (tonic, numpy I/O) and ``train`` (tqdm, distributed) load on first use.
-    if name in ("data", "train"):
+    # ``data`` (tonic, numpy I/O), ``train`` (tqdm, distributed) and ``nir`` (the optional nir
+    # package) load on first use.
+    if name in ("data", "train", "nir"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -24,7 +24,9 @@ def describe(value) -> str:
 
 
 def check_float_tensor(x, name: str, min_dim: int = 0) -> torch.Tensor:
-    """Require a floating-point tensor of at least ``min_dim`` dimensions."""
+    """Require a floating-point tensor of at least ``min_dim`` dimensions (fx Proxies pass)."""
+    if isinstance(x, torch.fx.Proxy):  # symbolic tracing (torch.fx, nirtorch): nothing to check
+        return x
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in _FLOAT_DTYPES:
@@ -41,7 +43,7 @@ def check_float_tensor(x, name: str, min_dim: int = 0) -> torch.Tensor:
 def check_time_major(x, name: str = "input") -> torch.Tensor:
     """Require a time-major ``[T, B, ...]`` float tensor with ``T >= 1``."""
     check_float_tensor(x, name, min_dim=2)
-    if x.shape[0] == 0:
+    if not isinstance(x, torch.fx.Proxy) and x.shape[0] == 0:
         raise ValueError(f"{name} must have T >= 1 time steps (dim 0), got shape {tuple(x.shape)}")
     return x
 

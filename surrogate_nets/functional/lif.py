@@ -134,7 +134,10 @@ class LIFScanFunction(torch.autograd.Function):
         v = v0.to(dt)
         for t in range(T):
             h = H[t]
-            torch.addcmul(cx[t], b, v, out=h)  # beta * v + x_t in one pass
+            if torch.compiler.is_compiling():  # torch.export/compile trace in grad mode: no out=
+                h.copy_(torch.addcmul(cx[t], b, v))
+            else:
+                torch.addcmul(cx[t], b, v, out=h)  # beta * v + x_t in one pass
             s = S[t]
             s.copy_(h >= th if binary else _count(h, ths, relaxed, surrogate, a))
             v = _after_reset(h, s, th, ths, reset, levels, relaxed, surrogate, a)

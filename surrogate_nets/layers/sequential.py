@@ -45,5 +45,6 @@ class Sequential(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for m in self:
-            x = m(x) if is_time_major(m) else fold_time(m, x)
+            # under torch.fx tracing (NIR export) each layer is one call; per-step folding is implied
+            x = m(x) if is_time_major(m) or isinstance(x, torch.fx.Proxy) else fold_time(m, x)
         return x

@@ -13,6 +13,8 @@ def fold_time(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     Inputs whose tensors are not floating (e.g. an index tensor for ``nn.Embedding``) are
     accepted; only the time-major shape is required.
     """
+    if isinstance(x, torch.fx.Proxy):  # torch.fx tracing (NIR export): one call of the layer
+        return module(x)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < 2 or x.shape[0] == 0:

@@ -123,6 +123,8 @@ class BaseNeuron(nn.Module):
     recordable: Tuple[str, ...] = ()
     #: marks modules that take ``[T, B, ...]`` themselves (see :class:`surrogate_nets.layers.Sequential`)
     time_major = True
+    #: torch.fx tracers that honour it (nirtorch's) keep a neuron as one node instead of tracing its scan
+    _is_leaf_module = True
 
     def __init__(self, shape: Shape = None, num_neurons: Optional[int] = None, stateful: bool = False,
                  record: Union[str, Sequence[str]] = (), record_rates: bool = False):
