@@ -83,13 +83,15 @@ class Sigmoid(Surrogate):
     def primitive(self, x, alpha):
         return torch.sigmoid(alpha * x)
 
+    # sigma(z) * sigma(-z), not s * (1 - s): 1 - s rounds to 0 in float32 once z > ~17, the
+    # product of the two sigmoids keeps the tail e^{-|z|} down to the smallest normal number.
     def derivative(self, x, alpha):
-        s = torch.sigmoid(alpha * x)
-        return alpha * s * (1 - s)
+        z = alpha * x
+        return alpha * torch.sigmoid(z) * torch.sigmoid(-z)
 
     def d_alpha(self, x, alpha):
-        s = torch.sigmoid(alpha * x)
-        return x * s * (1 - s)
+        z = alpha * x
+        return x * torch.sigmoid(z) * torch.sigmoid(-z)
 
 
 class FastSigmoid(Surrogate):
