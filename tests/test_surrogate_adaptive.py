@@ -142,3 +142,25 @@ def test_sigmoid_derivative_tail_does_not_underflow():
     assert (d32 > 0).all()  # 1 - sigmoid(20) is exactly 0 in float32
     torch.testing.assert_close(d32.double(), d64, rtol=1e-5, atol=0)
     torch.testing.assert_close(s.d_alpha(x).double(), s.d_alpha(x.double()), rtol=1e-5, atol=0)
+
+
+def test_reachable_from_any_family_and_neuron():
+    sg = get("atan", alpha=512.0).adaptive(fraction=0.3)
+    assert isinstance(sg, Adaptive) and sg.base.name == "atan" and float(sg.alpha) == 512.0
+    assert sg.fraction == 0.3 and sg.z_half == pytest.approx(2 / math.pi)
+    neuron = LIF(surrogate=sg)
+    assert neuron.surrogate is sg and "surrogate.fixed_alpha" in neuron.state_dict()
+
+
+def test_works_inside_fit_without_changes(tmp_path):
+    from surrogate_nets import layers, losses, train
+    from surrogate_nets.neurons import LI
+    from torch import nn
+
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 8, 6), torch.randint(0, 3, (64,))
+    model = layers.Sequential(nn.Linear(6, 12), LIF(tau=4.0, surrogate=FastSigmoid(alpha=512.0).adaptive()),
+                              nn.Linear(12, 3), LI(tau=4.0))
+    train.fit(model, losses.get("membrane-ce"), train.TensorLoader(x, y, batch_size=16, shuffle=True),
+              epochs=1, lr=1e-3, progress=False, verbose=False, device="cpu")
+    assert float(model[1].surrogate.alpha) < 100.0  # moved down from 512 within one epoch

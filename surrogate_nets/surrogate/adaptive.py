@@ -99,7 +99,7 @@ class Adaptive(Surrogate):
 
     name = "adaptive"
     #: marks surrogates whose alpha is set by data (skipped by :class:`.AlphaSchedule`)
-    adaptive = True
+    adapts_alpha = True
 
     def __init__(self, base: Union[str, Surrogate] = "fast_sigmoid", alpha: Union[float, None] = None,
                  fraction: float = 0.2, momentum: float = 0.3, min_alpha: float = 1e-3,

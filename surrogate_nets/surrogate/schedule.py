@@ -38,7 +38,7 @@ class AlphaSchedule:
         mods = target.modules() if isinstance(target, nn.Module) else target
         # adaptive surrogates set their own alpha (see :class:`.adaptive.Adaptive`)
         self.surrogates = [m for m in mods if isinstance(m, Surrogate) and not m.learnable
-                           and not getattr(m, "adaptive", False)]
+                           and not getattr(m, "adapts_alpha", False)]
         self.n = 0
         self._apply()
 
