@@ -215,7 +215,9 @@ def load_results(path: str) -> list:
 
 
 def table(results: list) -> str:
-    """Markdown: one row per (dataset, family, reset, mode), one column per steepness."""
+    """Markdown: one row per (dataset, family, reset, mode), one column per start steepness; cells
+    are test accuracy (%) mean +- sd over seeds (sd 0.0 for one seed), with ``(-> b)`` the mean end
+    sharpness in SuperSpike units for the modes that move it."""
     groups = defaultdict(list)
     betas = sorted({r["beta"] for r in results})
     for r in results:
@@ -235,10 +237,10 @@ def table(results: list) -> str:
                 continue
             a = torch.tensor([100 * r["acc"] for r in rs], dtype=torch.float64)
             sd = float(a.std()) if len(a) > 1 else 0.0
-            end = [r["alphas"][-1] for r in rs]
+            end = [r["alphas"][-1] / PEAK_EQUIVALENT[r["family"]] for r in rs]
             extra = ""
-            if row[3] != "fixed":
-                extra = f" (a {sum(end) / len(end):.3g})"
+            if row[3] != "fixed":  # the end sharpness, in SuperSpike units like the columns
+                extra = f" (-> {sum(end) / len(end):.3g})"
             cells.append(f"{float(a.mean()):.1f} +- {sd:.1f}{extra}")
         lines.append("| " + " | ".join(row) + " | " + " | ".join(cells) + " |")
     return "\n".join(lines)
