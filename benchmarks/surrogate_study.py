@@ -132,12 +132,12 @@ def run_one(cfg: dict, args) -> dict:
     opt = torch.optim.Adam(groups, lr=args.lr)
     sched = None
     if cfg["mode"] == "annealed":
-        start = float(sg.alpha)
+        start = float(sg.alpha.detach())
         sched = AlphaSchedule(model, start / args.anneal_factor, start, max(cfg["epochs"] - 1, 1))
     bs = args.batch_size if cfg["dataset"] == "randman" else args.digits_batch_size
     g = torch.Generator().manual_seed(cfg["seed"])
     ce = nn.CrossEntropyLoss()
-    accs, alphas, losses, rates = [], [float(sg.alpha)], [], []
+    accs, alphas, losses, rates = [], [float(sg.alpha.detach())], [], []
     for epoch in range(cfg["epochs"]):
         model.train()
         perm = torch.randperm(len(ytr), generator=g)
@@ -168,7 +168,7 @@ def run_one(cfg: dict, args) -> dict:
         losses.append(tot / max(n, 1))
         rates.append(spikes / len(yte))
         model.train()
-        alphas.append(float(sg.alpha))  # (adaptive: takes the pending update of the last batch)
+        alphas.append(float(sg.alpha.detach()))  # (adaptive: takes the pending update of the last batch)
         model.eval()
     return dict(cfg, acc=accs[-1], best_acc=max(accs), accs=accs, alphas=alphas, losses=losses,
                 hidden_rate=rates, seconds=time.perf_counter() - t0)
