@@ -262,37 +262,48 @@ def plots(results: list, out: str) -> list:
             curves = defaultdict(lambda: defaultdict(list))
             for r in rs:
                 if r["family"] == fam:
-                    curves[(r["mode"], r["reset"])][r["beta"]].append(100 * r["acc"])
+                    q = f" q={r['fraction']:g}" if r.get("fraction") is not None else ""
+                    curves[(r["mode"] + q, r["reset"])][r["beta"]].append(100 * r["acc"])
+            markers = {"fixed": "o", "learnable": "^", "annealed": "s", "adaptive": "*"}
             for (mode, reset), pts in sorted(curves.items()):
                 b = sorted(pts)
                 m = [sum(pts[x]) / len(pts[x]) for x in b]
-                ax.plot(b, m, marker="o", ls="-" if reset == "diff" else "--", label=f"{mode}, {reset}")
+                # fixed: a curve over steepness; the other modes start at b and move: markers only
+                ls = ("-" if reset == "diff" else "--") if mode == "fixed" else "none"
+                ax.plot(b, m, marker=markers[mode.split()[0]], ls=ls, ms=8 if mode != "fixed" else 5,
+                        mfc="none" if reset == "detach" else None, label=f"{mode}, {reset}")
             ax.set_xscale("log")
             ax.set_title(f"{ds}: {fam}")
             ax.set_xlabel("start steepness beta (SuperSpike units)")
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
+        handles = {}
+        for ax in axes[0]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        fig.legend(list(handles.values()), list(handles.keys()), fontsize=7, loc="center right")
+        fig.tight_layout(rect=(0, 0, 0.86, 1))
         p = os.path.join(out, f"acc_vs_steepness_{ds}.png")
         fig.savefig(p, dpi=110)
         plt.close(fig)
         written.append(p)
     moving = [r for r in ok if r["mode"] in ("learnable", "adaptive", "annealed")]
     if moving:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), squeeze=False)
-        for ax, reset in zip(axes[0], RESETS):
+        panels = [(ds, reset) for ds in sorted({r["dataset"] for r in moving}) for reset in RESETS
+                  if any(r["dataset"] == ds and r["reset"] == reset for r in moving)]
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+        for ax, (ds, reset) in zip(axes[0], panels):
             for r in moving:
-                if r["reset"] == reset:
+                if r["reset"] == reset and r["dataset"] == ds:
                     ax.plot(range(len(r["alphas"])), [a / PEAK_EQUIVALENT[r["family"]] for a in r["alphas"]],
                             ls={"learnable": ":", "adaptive": "-", "annealed": "--"}[r["mode"]], alpha=0.7,
-                            label=f"{r['dataset']} {r['family']} {r['mode']} b0={r['beta']:g}")
+                            label=f"{r['family']} {r['mode']} b0={r['beta']:g} s{r['seed']}")
             ax.set_yscale("log")
-            ax.set_title(f"reset: {reset}")
+            ax.set_title(f"{ds}, reset: {reset}")
+            ax.legend(fontsize=5, ncol=2)
             ax.set_xlabel("epoch")
             ax.set_ylabel("alpha in SuperSpike units (beta)")
             ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=5, ncol=2)
         fig.tight_layout()
         p = os.path.join(out, "alpha_over_epochs.png")
         fig.savefig(p, dpi=110)
