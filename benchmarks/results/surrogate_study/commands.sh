@@ -5,6 +5,8 @@ cd "$(dirname "$0")/../../.."
 
 O=benchmarks/results/surrogate_study
 R="python benchmarks/surrogate_study.py --out $O --workers 2"
+# 0. reset x start steepness, fixed vs adaptive (fast_sigmoid)
+$R --families fast_sigmoid --steepness 0.05 8 512 --resets diff detach --modes fixed adaptive --seeds 0
 # 1. shape x steepness (fixed, differentiable reset)
 $R --families atan sigmoid triangle --steepness 0.05 8 512 --resets diff --modes fixed --seeds 0
 $R --families fast_sigmoid --steepness 0.5 2 32 128 --resets diff --modes fixed --seeds 0
