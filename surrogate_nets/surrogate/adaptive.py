@@ -27,7 +27,9 @@ step. Alpha is a buffer (``fixed_alpha``, in ``state_dict``), never a parameter;
 replaced, not written in place, so graphs still holding the old value stay valid. Under
 ``torch.distributed`` the histograms are summed over ranks before the update, so every rank
 gets the same alpha. Intended for binary spikes (a multi-level staircase observes the distance
-to every level boundary it visits).
+to every level boundary it visits). Cost: one ``histc`` per surrogate call in the backward and,
+in training mode, one host read of the histogram per forward (an update is a few scalar ops).
+Measured in ``benchmarks/surrogate_study.py`` (see ``docs/surrogate_study.md``).
 """
 
 from __future__ import annotations
