@@ -14,9 +14,10 @@ with a slow trace (``ALIF``, the LSNN unit of Bellec et al. 2018)::
 correct output neuron to fire *first* (cross entropy on negated first-spike times, Mostafa
 2018). With the default settings (the original Randman generator, 32 Fourier components) RLIF +
 membrane-ce reaches about 60% test accuracy after 8 epochs, still rising (chance 20%); with the
-earlier, smoother ``--generator sum`` (4 components) about 85-90%. The first-spike code learns more slowly (about 30-50% after 8 epochs: it needs more
-epochs and a lower ``--lr``, e.g. 2e-3), because a silent output neuron gets gradient only
-through the surrogate of a spike it never emitted.
+earlier, smoother ``--generator sum`` (4 components) about 85-90%. The first-spike code learns
+more slowly (about 30-50% after 8 epochs with the earlier generator: it needs more epochs and a
+lower ``--lr``, e.g. 2e-3), because a silent output neuron gets gradient only through the
+surrogate of a spike it never emitted.
 
 Run (about 20-25 s on 2 CPU cores; writes curves.png and sample.png, a spike raster of one test
 sample, to --out)::
