@@ -18,7 +18,8 @@ from .collate import collate_padded, collate_time_major
 from .digits import DigitEvents, digits_test_mask, load_digits, saccade_path
 from .event_camera import EVENT_DTYPE, EventCamera
 from .frames import EventsToFrames, ToFloatTensor, events_to_frames, time_bins
-from .randman import RANDMAN_EVENT_DTYPE, Randman, eval_random_manifold, random_manifold_params
+from .randman import (RANDMAN_EVENT_DTYPE, Randman, eval_random_manifold, eval_zenke_manifold,
+                      random_manifold_params, zenke_components)
 from .pipeline import FRAME_MODES, Compose
 from .tonic_datasets import DATASET_NAMES, get_dataset
 
@@ -39,10 +40,12 @@ __all__ = [
     "collate_time_major",
     "digits_test_mask",
     "eval_random_manifold",
+    "eval_zenke_manifold",
     "events_to_frames",
     "get_dataset",
     "load_digits",
     "random_manifold_params",
+    "zenke_components",
     "saccade_path",
     "time_bins",
 ]

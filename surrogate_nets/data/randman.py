@@ -6,6 +6,14 @@ firing times of :math:`N` input units. A sample draws intrinsic coordinates
 the corresponding embedding coordinate. Solving the task means learning precise spike timing
 (rates carry no information: every unit fires once in every sample).
 
+Two generators are offered. ``generator="zenke"`` (default) follows the original code of the
+paper (github.com/fzenke/randman, ``NumpyRandman`` and ``make_spiking_dataset``): per unit a
+*product* over the manifold dimensions of 1-D random Fourier series with
+:math:`K = \\lceil \\mathrm{prec}^{-1/\\alpha} \\rceil` components (32 for :math:`\\alpha = 2`,
+``prec = 1e-3``), the spike time being the embedding coordinate standardised over the class's
+samples. ``generator="sum"`` is this library's earlier variant (a *sum* over dimensions of 4
+components, rescaled with 1,024 reference points); it is kept for reproducing older results.
+
 Reference:
     F. Zenke and T. P. Vogels, "The remarkable robustness of surrogate gradient learning for
     instilling complex function in spiking neural networks", Neural Computation 33(4):899-925,
@@ -24,6 +32,47 @@ from .._validate import check_choice, check_in_range, check_int, check_positive
 #: Event record of :class:`Randman` in ``output="events"`` mode (the layout of tonic's SHD:
 #: ``t`` microseconds, ``x`` unit index, ``p`` always True).
 RANDMAN_EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int32), ("p", bool)])
+
+
+def zenke_components(alpha: float, prec: float = 1e-3, max_components: int = 1000) -> int:
+    """Number of Fourier components of the original generator: ``ceil(prec ** (-1 / alpha))``.
+
+    The amplitude of component ``k`` decays as ``k ** -alpha``, so ``K`` is where it falls below
+    ``prec`` (capped at ``max_components``, as in fzenke/randman). ``alpha = 2`` gives 32.
+    """
+    check_positive(alpha, "alpha")
+    check_in_range(prec, "prec", 0.0, 1.0, low_open=True, high_open=True)
+    return int(min(np.ceil(prec ** (-1.0 / float(alpha))), max_components))
+
+
+def eval_zenke_manifold(params: np.ndarray, u: np.ndarray, alpha: float, cls: int) -> np.ndarray:
+    """Evaluate class ``cls`` of the original Randman generator (Zenke & Vogels 2021).
+
+    .. math::
+        f_{c,i}(u) = \\prod_{j=1}^{D} \\sum_{k=0}^{K-1} (k+1)^{-\\alpha}\\, a_{cijk}\\,
+                     \\sin\\bigl(2\\pi (k\\, b_{cijk}\\, u_j + \\varphi_{cijk})\\bigr),
+        \\qquad a_{cij0} = 0
+
+    (frequency ``k * b`` with ``k`` counted from 0, amplitude ``(k+1)^-alpha``; the constant
+    ``k = 0`` term is switched off, the code's ``use_bias=False``). Facts from the reference
+    implementation github.com/fzenke/randman (``NumpyRandman.eval_random_function``); this is an
+    independent vectorised implementation.
+
+    Args:
+        params: ``[3, C, N, D, K]`` entries in ``[0, 1)`` (:func:`random_manifold_params`).
+        u: ``[S, D]`` intrinsic coordinates in [0, 1].
+        alpha: spectrum exponent.
+        cls: class index.
+
+    Returns:
+        ``[S, N]`` float64.
+    """
+    a, b, phi = params[0, cls].copy(), params[1, cls], params[2, cls]  # [N, D, K]
+    a[..., 0] = 0.0
+    k = np.arange(a.shape[-1], dtype=np.float64)
+    amp = a * (k + 1) ** (-float(alpha))
+    arg = 2 * np.pi * (u[:, None, :, None] * (k * b)[None] + phi[None])  # [S, N, D, K]
+    return (amp[None] * np.sin(arg)).sum(axis=3).prod(axis=2)
 
 
 def random_manifold_params(rng: np.random.Generator, nb_classes: int, nb_units: int,
@@ -66,7 +115,13 @@ def eval_random_manifold(params: np.ndarray, u: np.ndarray, alpha: float, cls: i
 class Randman(torch.utils.data.Dataset):
     """Random-manifold spike-timing classification (Zenke & Vogels, Neural Computation 2021).
 
-    For class :math:`c` and unit :math:`i`, the raw embedding :math:`f_{c,i}(u)` of
+    ``generator="zenke"`` (default, the original code's generator): for class :math:`c` and
+    unit :math:`i` the embedding :math:`f_{c,i}(u)` of :func:`eval_zenke_manifold` is
+    standardised with its minimum :math:`m` and maximum :math:`M` over the class's ``nb_samples``
+    samples, :math:`g = (f - m)/(M - m + 10^{-7})`, and the unit spikes at step
+    :math:`s_i = \\lfloor g\\,T \\rfloor` (in ``[0, T-1]``).
+
+    ``generator="sum"`` (the earlier variant): the raw embedding :math:`f_{c,i}(u)` of
     :func:`eval_random_manifold` is rescaled to [0, 1] with its minimum and maximum over 1,024
     reference points (drawn from ``seed``, so the rescaling does not depend on the number of
     samples) and clipped:
@@ -87,7 +142,10 @@ class Randman(torch.utils.data.Dataset):
         dim_manifold: intrinsic dimension ``D`` of each manifold.
         nb_samples: samples per class (train + test).
         alpha: smoothness exponent of the Fourier spectrum (> 0).
-        nb_components: number of Fourier components ``K`` per intrinsic dimension.
+        nb_components: number of Fourier components ``K`` per intrinsic dimension; ``None``:
+            ``ceil(prec ** (-1/alpha))`` for ``"zenke"`` (32 at ``alpha = 2``), 4 for ``"sum"``.
+        generator: ``"zenke"`` (default, the original generator) or ``"sum"`` (earlier variant).
+        prec: precision that sets the number of components of ``"zenke"`` (default 1e-3).
         seed: seed of the manifolds and of the samples.
         train_fraction: fraction of each class used for training, in (0, 1).
         output: ``"dense"`` (float tensor ``[T, N]``), ``"times"`` (int64 tensor ``[N]`` of spike
@@ -119,13 +177,15 @@ class Randman(torch.utils.data.Dataset):
         dim_manifold: int = 1,
         nb_samples: int = 1000,
         alpha: float = 2.0,
-        nb_components: int = 4,
+        nb_components: int | None = None,
         seed: int = 0,
         train_fraction: float = 0.8,
         output: str = "dense",
         dt_us: int = 1000,
         transform: Callable | None = None,
         target_transform: Callable | None = None,
+        generator: str = "zenke",
+        prec: float = 1e-3,
     ):
         if not isinstance(train, bool):
             raise TypeError(f"train must be a bool, got {type(train).__name__} {train!r}")
@@ -135,6 +195,10 @@ class Randman(torch.utils.data.Dataset):
         self.dim_manifold = check_int(dim_manifold, "dim_manifold", minimum=1)
         self.nb_samples = check_int(nb_samples, "nb_samples", minimum=2)
         self.alpha = float(check_positive(alpha, "alpha"))
+        self.generator = check_choice(generator, "generator", ["zenke", "sum"])
+        self.prec = float(check_in_range(prec, "prec", 0.0, 1.0, low_open=True, high_open=True))
+        if nb_components is None:
+            nb_components = zenke_components(self.alpha, self.prec) if self.generator == "zenke" else 4
         self.nb_components = check_int(nb_components, "nb_components", minimum=1)
         self.seed = check_int(seed, "seed", minimum=0)
         self.train_fraction = float(check_in_range(train_fraction, "train_fraction", 0.0, 1.0,
@@ -167,6 +231,11 @@ class Randman(torch.utils.data.Dataset):
         u = rng.random((self.nb_classes, self.nb_samples, self.dim_manifold))
         times = np.empty((self.nb_classes, self.nb_samples, self.nb_units), dtype=np.int64)
         for c in range(self.nb_classes):
+            if self.generator == "zenke":
+                f = eval_zenke_manifold(params, u[c], self.alpha, c)
+                g = (f - f.min(axis=0)) / (f.max(axis=0) - f.min(axis=0) + 1e-7)
+                times[c] = np.minimum(np.floor(g * self.nb_steps), self.nb_steps - 1).astype(np.int64)
+                continue
             f_ref = eval_random_manifold(params, ref, self.alpha, c)
             lo, hi = f_ref.min(axis=0), f_ref.max(axis=0)
             f = eval_random_manifold(params, u[c], self.alpha, c)
@@ -226,4 +295,5 @@ class Randman(torch.utils.data.Dataset):
         split = "train" if self.train else "test"
         return (f"Randman(split={split!r}, samples={len(self)}, nb_classes={self.nb_classes}, "
                 f"nb_units={self.nb_units}, nb_steps={self.nb_steps}, "
-                f"dim_manifold={self.dim_manifold}, alpha={self.alpha}, seed={self.seed})")
+                f"dim_manifold={self.dim_manifold}, alpha={self.alpha}, "
+                f"generator={self.generator!r}, seed={self.seed})")

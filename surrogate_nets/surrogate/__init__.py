@@ -4,6 +4,7 @@ See :class:`Surrogate` for the contract and the meaning of the alpha gradient; :
 one by name.
 """
 
+from .adaptive import Adaptive, half_width
 from .base import Surrogate
 from .families import (
     ATan,
@@ -24,5 +25,5 @@ from .schedule import AlphaSchedule
 __all__ = [
     "Surrogate", "StraightThrough", "Rectangle", "Sigmoid", "FastSigmoid", "SoftSign", "ATan",
     "Triangle", "Gaussian", "Erf", "Exponential", "DSpike", "get", "names", "register",
-    "AlphaSchedule",
+    "AlphaSchedule", "Adaptive", "half_width",
 ]

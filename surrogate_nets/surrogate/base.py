@@ -155,6 +155,13 @@ class Surrogate(nn.Module):
                 self.fixed_alpha.copy_(torch.as_tensor(value).expand_as(self.fixed_alpha))
         self._refresh_host_alpha()
 
+    def adaptive(self, **kwargs) -> "Surrogate":
+        """This family with a data-driven alpha: ``Adaptive(self, **kwargs)`` (see
+        :class:`~surrogate_nets.surrogate.adaptive.Adaptive`; ``fraction``, ``momentum``, ...)."""
+        from .adaptive import Adaptive
+
+        return Adaptive(self, **kwargs)
+
     def extra_repr(self) -> str:
         a = self.alpha.detach()
         val = f"{a.item():.4g}" if a.numel() == 1 else f"shape={tuple(a.shape)}"

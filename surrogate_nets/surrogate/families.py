@@ -83,13 +83,15 @@ class Sigmoid(Surrogate):
     def primitive(self, x, alpha):
         return torch.sigmoid(alpha * x)
 
+    # sigma(z) * sigma(-z), not s * (1 - s): 1 - s rounds to 0 in float32 once z > ~17, the
+    # product of the two sigmoids keeps the tail e^{-|z|} down to the smallest normal number.
     def derivative(self, x, alpha):
-        s = torch.sigmoid(alpha * x)
-        return alpha * s * (1 - s)
+        z = alpha * x
+        return alpha * torch.sigmoid(z) * torch.sigmoid(-z)
 
     def d_alpha(self, x, alpha):
-        s = torch.sigmoid(alpha * x)
-        return x * s * (1 - s)
+        z = alpha * x
+        return x * torch.sigmoid(z) * torch.sigmoid(-z)
 
 
 class FastSigmoid(Surrogate):
@@ -99,12 +101,15 @@ class FastSigmoid(Surrogate):
         P = \tfrac12\Big(1 + \frac{a x}{1 + a|x|}\Big),\quad
         P' = \frac{a}{2(1 + a|x|)^2},\quad \partial_a P = \frac{x}{2(1+a|x|)^2}
 
-    Default ``alpha = 25`` (snnTorch's ``fast_sigmoid(slope=25)``; snnTorch's derivative is
-    ``1/(1+a|x|)^2``, i.e. ours times ``2/a``: ours is normalised to integrate to 1).
+    Default ``alpha = 2``: peak ``alpha/2 = 1``, the peak of the other families' defaults (atan 2,
+    sigmoid 4, triangle 1), chosen by the surrogate study (``benchmarks/surrogate_study.py``:
+    steepness 2-8 is best on Randman and DigitEvents, 25-32 costs about one point). snnTorch's
+    ``fast_sigmoid(slope=25)`` is ``alpha = 25``; its derivative ``1/(1+a|x|)^2`` (also the paper's
+    SuperSpike, peak 1) is ours times ``2/a``: ours is normalised to integrate to 1.
     """
 
     name = "fast_sigmoid"
-    default_alpha = 25.0
+    default_alpha = 2.0
 
     def primitive(self, x, alpha):
         ax = alpha * x
@@ -118,7 +123,8 @@ class FastSigmoid(Surrogate):
 
 
 class SoftSign(FastSigmoid):
-    r"""Soft-sign surrogate: the fast-sigmoid curve with SpikingJelly's default ``alpha = 2``.
+    r"""Soft-sign surrogate: the fast-sigmoid curve with SpikingJelly's default ``alpha = 2``
+    (since the study, also :class:`FastSigmoid`'s default; kept as its own name).
 
     .. math:: P = \tfrac12\big(1 + \mathrm{softsign}(a x)\big),\quad P' = \frac{a}{2(1+a|x|)^2}
     """

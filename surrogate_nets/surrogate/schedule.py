@@ -36,7 +36,9 @@ class AlphaSchedule:
         self.mode = check_choice(mode, "mode", ("linear", "exp"))
         self.start, self.end = float(start), float(end)
         mods = target.modules() if isinstance(target, nn.Module) else target
-        self.surrogates = [m for m in mods if isinstance(m, Surrogate) and not m.learnable]
+        # adaptive surrogates set their own alpha (see :class:`.adaptive.Adaptive`)
+        self.surrogates = [m for m in mods if isinstance(m, Surrogate) and not m.learnable
+                           and not getattr(m, "adapts_alpha", False)]
         self.n = 0
         self._apply()
 
