@@ -19,23 +19,21 @@ from .checkpoint import (
 )
 from .history import History
 from .loaders import EpochSampler, TensorLoader, set_epoch
-from .loop import (
-    NonFiniteLossError,
-    TrainState,
-    alpha_parameters,
-    build_optimizer,
-    enable_recording,
-    evaluate,
-    fit,
-    prepare_out_dir,
-    resolve_device,
-)
+from ..losses.records import enable_recording, restore_recording
+from .callbacks import TrainState
+from .distributed import resolve_device
+from .epoch import NonFiniteLossError, evaluate
+from .loop import fit
+from .optim import OPTIMIZERS, SCHEDULERS, alpha_parameters, build_optimizer, build_scheduler
+from .rundir import prepare_out_dir
 from .metrics import predict
 
+# File and RNG helpers (atomic_write, rng_state, set_rng_state, seed_everything) stay importable
+# from here but are not part of the advertised surface.
 __all__ = [
     "fit", "evaluate", "History", "TrainState", "NonFiniteLossError",
     "CheckpointError", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_model_state",
-    "atomic_write", "rng_state", "set_rng_state", "seed_everything", "TensorLoader", "EpochSampler",
-    "set_epoch", "alpha_parameters", "build_optimizer", "enable_recording", "prepare_out_dir", "resolve_device",
-    "predict",
+    "TensorLoader", "EpochSampler", "set_epoch", "alpha_parameters", "build_optimizer",
+    "build_scheduler", "OPTIMIZERS", "SCHEDULERS", "enable_recording", "restore_recording",
+    "prepare_out_dir", "resolve_device", "predict",
 ]
