@@ -400,7 +400,9 @@ def test_import_path_plugin(tmp_path, monkeypatch):
     out = torch.ones(3, 4, 3)
     loss = L.get("snl_tmp_plugin:PluginLoss", scale=0.5)
     assert type(loss).__name__ == "PluginLoss" and loss(out, Y).item() == pytest.approx(1.5)
-    assert L.get("snl_tmp_plugin:make_plugin", scale=1.0).scale == 2.0  # factory
+    # a factory by import path is refused (only Module classes and loss functions are built)
+    with pytest.raises(TypeError, match="make_plugin.*torch.nn.Module subclass"):
+        L.get("snl_tmp_plugin:make_plugin", scale=1.0)
     plain = L.get("snl_tmp_plugin:plain_loss", power=2)  # a plain (output, target) function
     assert isinstance(plain, L.FunctionLoss) and plain(out, Y).item() == 36.0 ** 2
     by_file = L.get(f"{tmp_path / 'snl_tmp_plugin.py'}:PluginLoss")
@@ -547,8 +549,7 @@ def test_register_user_loss():
         assert isinstance(L.get("snl_user_test", correct_rate=1.0), L.CountMSE)
         assert "snl-user-test" in L.names()
     finally:
-        from surrogate_nets.losses import registry
-        registry._REGISTRY.pop("snl-user-test")
+        L.unregister("snl-user-test")
     with pytest.raises(ValueError, match="without ':'"):
         L.register("a:b", L.CountMSE)
 

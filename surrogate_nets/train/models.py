@@ -35,10 +35,8 @@ LOSS_READOUT = {"membrane-ce": "li", "mse-membrane": "li", "tet": "linear", "ce"
 
 def readout_for(loss_name: str) -> str:
     """The readout ``"auto"`` chooses for a loss name."""
-    from ..losses.registry import _ALIASES, _key  # the registry's own name normalisation
-    key = _key(loss_name) if isinstance(loss_name, str) else ""
-    key = _ALIASES.get(key, key)
-    return LOSS_READOUT.get(key, "spike")
+    from ..losses import canonical
+    return LOSS_READOUT.get(canonical(loss_name) or "", "spike")
 
 
 def make_neuron(kind: str, *, surrogate: str = "atan", alpha: Optional[float] = None,
