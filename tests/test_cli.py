@@ -80,8 +80,8 @@ def test_overwrite_replaces_run(tmp_path, capsys):
     (["--dataset", "mnist-foo"], "invalid choice: 'mnist-foo' (choose from 'digits', 'randman'"),
     (["--model", "transformer"], "invalid choice: 'transformer' (choose from 'mlp', 'conv', 'recurrent')"),
     (["--neuron", "hodgkin"], "invalid choice: 'hodgkin'"),
-    (["--epochs", "-1"], "expected an integer >= 0"),
-    (["--weight-bits", "40"], "bit widths go from 1 to 16"),
+    (["--epochs", "-1"], "argument --epochs: expected a positive integer"),
+    (["--weight-bits", "40"], "argument --weight-bits: expected a bit width >= 1 (at most 16)"),
 ])
 def test_bad_options_list_valid_values(args, expected, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -269,7 +269,7 @@ def test_python_m_entry_point_and_torchrun(tmp_path):
     assert proc.stdout.count("final test accuracy") == 1  # rank 0 alone reports
 
 
-def test_eval_finds_a_relative_loss_file_from_another_directory(tmp_path, monkeypatch):
+def test_eval_finds_a_relative_loss_file_from_another_directory(tmp_path, monkeypatch, capsys):
     plugin_dir = tmp_path / "proj"
     plugin_dir.mkdir()
     (plugin_dir / "myloss.py").write_text(textwrap.dedent("""
@@ -283,6 +283,12 @@ def test_eval_finds_a_relative_loss_file_from_another_directory(tmp_path, monkey
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    assert run_cli("eval", out / "best.pt", "--no-progress") == 0
-    # and the run resumes from another directory too (same plug-in file)
-    assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots") == 0
+    # a plug-in named only by the checkpoint is not imported ...
+    assert run_cli("eval", out / "best.pt", "--no-progress") == 2
+    assert "would import and run that code" in capsys.readouterr().err
+    # ... unless named again (a relative path is resolved) or trusted explicitly
+    assert run_cli("eval", out / "best.pt", "--no-progress", "--loss", "../proj/myloss.py:MyLoss") == 0
+    assert run_cli("eval", out / "best.pt", "--no-progress", "--trust-checkpoint-code") == 0
+    # and the run resumes from another directory too (same plug-in file, named again)
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots",
+                   "--loss", str(plugin_dir / "myloss.py") + ":MyLoss") == 0

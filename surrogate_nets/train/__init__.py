@@ -6,6 +6,8 @@ NaN guard, plots, multi-process under ``torchrun``) on any model; ``evaluate`` c
 accuracy and spike rate on a loader. Batches are ``(x, y)`` with ``x`` time-major ``[T, B, ...]``.
 """
 
+from .config import (OptionError, RunConfig, build_data_for, build_loss_for, build_model_for,
+                     build_run, classification_losses, resolved_readout)
 from .checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -35,5 +37,6 @@ __all__ = [
     "CheckpointError", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_model_state",
     "TensorLoader", "EpochSampler", "set_epoch", "alpha_parameters", "build_optimizer",
     "build_scheduler", "OPTIMIZERS", "SCHEDULERS", "enable_recording", "restore_recording",
-    "prepare_out_dir", "resolve_device", "predict",
+    "prepare_out_dir", "resolve_device", "predict", "RunConfig", "OptionError", "build_run",
+    "build_model_for", "build_data_for", "build_loss_for", "resolved_readout",
 ]

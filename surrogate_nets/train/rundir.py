@@ -34,7 +34,7 @@ PLOTS = ("curves.png", "sample.png")
 ARTIFACTS = (LAST, BEST, METRICS, CONFIG) + PLOTS
 #: Config keys that may change between a run and its resumption. A configuration may name more
 #: of its own keys in its ``"resume_free"`` list (the command line does, from the field
-#: metadata of :class:`~surrogate_nets.config.RunConfig`).
+#: metadata of :class:`~surrogate_nets.train.RunConfig`).
 RESUME_FREE_KEYS = frozenset({
     "epochs", "out", "out_dir", "resume", "overwrite", "progress", "no_progress", "verbose",
     "device", "data_dir", "download", "num_workers", "plot", "command", "resume_free",
