@@ -102,7 +102,8 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
         out_dir: Union[str, os.PathLike, None] = None, resume: bool = False, overwrite: bool = False,
         seed: Optional[int] = 0, progress: bool = True, verbose: bool = True,
         config: Optional[dict] = None, predict: Optional[Callable] = None,
-        best_metric: Optional[str] = None, plot: bool = True, record: bool = True) -> History:
+        best_metric: Optional[str] = None, plot: bool = True, record: bool = True,
+        sync_init: bool = True) -> History:
     r"""Train ``model`` with ``loss`` for ``epochs`` epochs; returns the :class:`History`.
 
     Each epoch: the loader order is set by ``(seed, epoch)``; the global generators are seeded
@@ -160,6 +161,8 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
             loader, else ``"train_loss"``. Keys ending in ``loss`` are minimised, others maximised.
         plot: write PNG plots to ``out_dir`` when matplotlib is installed.
         record: switch on spike recording in the model's neurons (for the rate and the plots).
+        sync_init: multi-process only: copy rank 0's parameters and buffers to every rank after
+            the first optimizer step (see below). ``False`` only to study what happens without.
 
     Callbacks with ``state_dict``/``load_state_dict`` (and schedules such as
     :class:`~surrogate_nets.surrogate.AlphaSchedule`, which ``fit`` steps once per epoch) are
@@ -294,7 +297,7 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
                              predict_fn=predict, info=info, bar_desc=f"epoch {epoch + 1}/{epochs}",
                              show_bar=progress and show, state=state, callbacks=callbacks,
                              out_dir=out, last_good=last_good,
-                             sync_first_step=info.enabled and epoch == start_epoch)
+                             sync_first_step=sync_init and info.enabled and epoch == start_epoch)
             train_time = time.perf_counter() - t0
             if not _params_finite(model):
                 raise NonFiniteLossError(nonfinite_message("a model parameter", "non-finite", epoch,
