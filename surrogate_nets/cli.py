@@ -188,6 +188,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise CLIError(f"output directory {args.out!r} already exists; pass --resume to continue "
                        f"its run, --overwrite to replace it, or choose another --out")
+    if _is_main_process():
+        try:  # an unwritable place is a usage error, found before any data is loaded
+            out.mkdir(parents=True, exist_ok=True)
+            if not os.access(out, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as e:
+            raise CLIError(f"--out {args.out!r}: cannot create or write this directory "
+                           f"({e.strerror or e})") from None
     stored = None
     if args.resume and (out / "last.pt").is_file():
         ck = load_checkpoint(out / "last.pt")

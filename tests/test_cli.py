@@ -292,3 +292,136 @@ def test_eval_finds_a_relative_loss_file_from_another_directory(tmp_path, monkey
     # and the run resumes from another directory too (same plug-in file, named again)
     assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots",
                    "--loss", str(plugin_dir / "myloss.py") + ":MyLoss") == 0
+
+
+# ------------------------------------------------------------------------------ bad input (issue 10)
+def cli_exit(args, capsys):
+    """Exit status of the command line (argparse errors raise SystemExit) and its stderr."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+BAD_TRAIN = [  # (extra options, the argument the message must name, more text it must contain)
+    (["--epochs", "0"], "--epochs", "positive integer"),
+    (["--epochs", "-1"], "--epochs", "positive integer"),
+    (["--epochs", "two"], "--epochs", "'two'"),
+    (["--lr", "0"], "--lr", "positive"),
+    (["--lr", "nan"], "--lr", "positive"),
+    (["--alpha", "-1"], "--alpha", "positive"),
+    (["--alpha", "inf"], "--alpha", "finite"),
+    (["--alpha-lr", "0"], "--alpha-lr", "positive"),
+    (["--weight-decay", "-0.1"], "--weight-decay", ">= 0"),
+    (["--grad-clip", "0"], "--grad-clip", "positive"),
+    (["--tau", "1"], "--tau", "> 1"),
+    (["--tau", "x"], "--tau", "'x'"),
+    (["--hidden", "0"], "--hidden", "positive"),
+    (["--layers", "0"], "--layers", "positive"),
+    (["--batch-size", "0"], "--batch-size", "positive"),
+    (["--time-steps", "0"], "--time-steps", "positive"),
+    (["--limit-train", "0"], "--limit-train", "positive"),
+    (["--limit-test", "-5"], "--limit-test", "positive"),
+    (["--workers", "-1"], "--workers", ">= 0"),
+    (["--seed", "-1"], "--seed", ">= 0"),
+    (["--weight-bits", "0"], "--weight-bits", "bit width"),
+    (["--weight-bits", "17"], "--weight-bits", "at most 16"),
+    (["--act-bits", "40"], "--act-bits", "at most 16"),
+    (["--dataset", "mnist-foo"], "--dataset", "invalid choice"),
+    (["--model", "transformer"], "--model", "invalid choice"),
+    (["--neuron", "hodgkin"], "--neuron", "invalid choice"),
+    (["--optimizer", "lbfgs"], "--optimizer", "invalid choice"),
+    (["--scheduler", "step"], "--scheduler", "invalid choice"),
+    (["--readout", "softmax"], "--readout", "invalid choice"),
+    (["--surrogate", "wiggle"], "--surrogate", "unknown surrogate 'wiggle'"),
+    (["--surrogate", ""], "--surrogate", "unknown surrogate"),
+    (["--loss", "hinge-xyz"], "--loss", "unknown loss 'hinge-xyz'"),
+    (["--loss", "mse"], "--loss", "does not train a classifier"),
+    (["--loss", "ce"], "--loss", "does not train a classifier"),
+    (["--loss", "cross-entropy"], "--loss", "does not train a classifier"),
+    (["--loss", "mse-membrane"], "--loss", "does not train a classifier"),
+    (["--loss", ""], "--loss", "expected a loss name"),
+    (["--loss-kw", "no_equals_sign"], "--loss-kw", "key=value"),
+    (["--loss-kw", "1x=2"], "--loss-kw", "key=value"),
+    (["--out", ""], "--out", "expected a directory path"),
+    (["--resume"], "--resume", "needs --out"),
+]
+
+
+@pytest.mark.parametrize("extra, arg, text", BAD_TRAIN, ids=[" ".join(c[0]) or "empty" for c in BAD_TRAIN])
+def test_bad_train_options_exit_2_naming_the_argument(extra, arg, text, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", *QUICK, *extra]
+    if "--out" not in extra and "--resume" not in extra:
+        args += ["--out", tmp_path / "o"]
+    code, err = cli_exit(args, capsys)
+    assert code == 2, err
+    assert arg in err and text in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "o" / "last.pt").exists()
+
+
+def test_bad_eval_options_exit_2(tmp_path, capsys):
+    code, err = cli_exit(["eval", tmp_path / "x.pt", "--batch-size", "0"], capsys)
+    assert code == 2 and "--batch-size" in err and "Traceback" not in err
+
+
+def test_unwritable_or_impossible_out_is_a_usage_error(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, err = cli_exit(["train", *QUICK, "--out", blocker / "sub"], capsys)
+    assert code == 2 and "--out" in err and "cannot create" in err and "Traceback" not in err
+    code, err = cli_exit(["train", *QUICK, "--out", blocker], capsys)
+    assert code == 2 and "not a directory" in err
+
+
+def test_full_disk_names_the_path_and_the_cause(tmp_path, capsys, monkeypatch):
+    import errno
+    import surrogate_nets._io as io_mod
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io_mod.os, "fsync", no_space)
+    out = tmp_path / "r"
+    code, err = cli_exit(["train", *QUICK, "--epochs", 1, "--out", out], capsys)
+    assert code == 1, err
+    assert "could not write" in err and str(out) in err and "disk is full" in err
+    assert "Traceback" not in err and "enforce fail" not in err
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 2, "--out", out) == 0
+    before = (out / "config.json").read_text()
+    code, err = cli_exit(["train", "--out", out, "--resume", "--epochs", 1, "--no-progress"], capsys)
+    assert code == 2 and "--epochs 1 is less than the 2 epochs" in err
+    assert (out / "config.json").read_text() == before
+    # the same number of epochs: nothing to do, nothing changes
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots") == 0
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2
+
+
+def test_crafted_checkpoint_runs_no_code(trained, tmp_path, capsys):
+    """Issue 10.1: config["loss"] = "os:system" in a checkpoint that loads with weights_only."""
+    marker = tmp_path / "pwned"
+    ck = torch.load(trained / "last.pt", weights_only=True)
+    ck["config"]["loss"] = "os:system"
+    ck["config"]["loss_kw"] = {"command": f"touch {marker}"}
+    evil = tmp_path / "evil.pt"
+    train.save_checkpoint(ck, evil)
+    code, err = cli_exit(["eval", evil, "--no-progress"], capsys)
+    assert code == 2 and "'os:system'" in err and "--trust-checkpoint-code" in err
+    assert not marker.exists()
+    # --resume of a run directory holding it: refused the same way
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    train.save_checkpoint(ck, run_dir / "last.pt")
+    code, err = cli_exit(["train", "--out", run_dir, "--resume", "--epochs", 3, "--no-progress"], capsys)
+    assert code == 2 and "would import and run that code" in err
+    assert not marker.exists()
+    # even when trusted, only a Module class or a loss function is built: os.system is neither
+    code, err = cli_exit(["eval", evil, "--no-progress", "--trust-checkpoint-code"], capsys)
+    assert code != 0 and "torch.nn.Module subclass" in err and "Traceback" not in err
+    assert not marker.exists()
