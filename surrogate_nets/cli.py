@@ -166,6 +166,17 @@ def _check_stored_loss(stored_loss, given_loss, trust: bool, where: str) -> None
         f"it, or pass --trust-checkpoint-code")
 
 
+def _check_writable(out: Path, given: str) -> None:
+    """An unwritable ``--out`` is a usage error, found before any data is loaded."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise CLIError(f"--out {given!r}: cannot create or write this directory "
+                       f"({e.strerror or e})") from None
+
+
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -188,14 +199,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise CLIError(f"output directory {args.out!r} already exists; pass --resume to continue "
                        f"its run, --overwrite to replace it, or choose another --out")
-    if _is_main_process():
-        try:  # an unwritable place is a usage error, found before any data is loaded
-            out.mkdir(parents=True, exist_ok=True)
-            if not os.access(out, os.W_OK | os.X_OK):
-                raise PermissionError(13, "Permission denied")
-        except OSError as e:
-            raise CLIError(f"--out {args.out!r}: cannot create or write this directory "
-                           f"({e.strerror or e})") from None
     stored = None
     if args.resume and (out / "last.pt").is_file():
         ck = load_checkpoint(out / "last.pt")
@@ -207,6 +210,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_stored_loss(stored.get("loss"), args.loss, args.trust_checkpoint_code,
                            f"the run in {args.out!r}")
     cfg = _resolve(_given(args), stored)
+    if _is_main_process():
+        _check_writable(out, args.out)
     try:
         model, loss, data = build_run(cfg)
     except (ValueError, TypeError) as e:
@@ -230,7 +235,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = fit(model, loss, data.train, data.test, epochs=cfg.epochs, optimizer=cfg.optimizer,
                   lr=cfg.lr, weight_decay=cfg.weight_decay or 0.0, alpha_lr=alpha_lr,
                   scheduler=None if cfg.scheduler == "constant" else cfg.scheduler,
-                  device=cfg.device, grad_clip=cfg.grad_clip, out_dir=args.out,
+                  device=cfg.device, grad_clip=cfg.grad_clip, amp=cfg.amp, out_dir=args.out,
                   resume=args.resume, overwrite=args.overwrite, seed=cfg.seed,
                   progress=not args.no_progress, verbose=True, config=config,
                   plot=not args.no_plots)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .datasets import DATASETS, DEFAULT_TIME_STEPS, build_data
 from .models import MODELS, NEURONS, READOUTS, build_model, readout_for
+from .amp import AMP_MODES
 from .optim import OPTIMIZERS, SCHEDULERS
 
 
@@ -214,6 +215,9 @@ class RunConfig:
     scheduler: str = _opt("cosine", "learning-rate schedule per epoch", "training",
                           check=_choices(lambda: SCHEDULERS))
     grad_clip: Optional[float] = _opt(None, "clip the gradient norm", "training", check=_pos_float)
+    amp: Optional[str] = _opt(None, "mixed precision: bf16 or fp16 (autocast; fp16 with loss "
+                                    "scaling); default float32", "training",
+                              check=_choices(lambda: AMP_MODES))
     seed: int = _opt(0, "seed of the initialisation, the data order and the generators",
                      "training", check=_nonneg_int)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N", "training", resume="place")

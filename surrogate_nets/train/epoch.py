@@ -6,6 +6,7 @@ processes, so every rank reports the global values. :func:`evaluate` is the publ
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from . import distributed as dist_mod
+from .amp import Precision
 from .callbacks import check_regularizers, fire
 from .loaders import loader_size
 from .metrics import check_metrics, metric_value, predict as default_predict, spike_stats
@@ -140,11 +142,12 @@ def _unpack(batch):
 
 def train_epoch(model, record_model, loss_fn, loader, optimizer, device, *, regularizers, grad_clip,
                 metrics, predict_fn, info, bar_desc, show_bar, state, callbacks, out_dir, last_good,
-                sync_first_step: bool = False):
+                sync_first_step: bool = False, precision=None):
     """One training pass; returns the epoch's sums. ``sync_first_step``: after the first
     optimizer step, copy rank 0's parameters and buffers to every rank (data-dependent
     initialisations such as the LSQ step then agree, see
     :func:`~surrogate_nets.train.distributed.broadcast_module_state`)."""
+    precision = precision if precision is not None else Precision(None, device)
     model.train()
     s = _Sums(metrics)
     bar = _bar(loader, bar_desc, show_bar)
@@ -152,7 +155,8 @@ def train_epoch(model, record_model, loss_fn, loader, optimizer, device, *, regu
         for i, batch in enumerate(loader):
             x, y = _unpack(batch)
             x, y = _to(x, device), _to(y, device)
-            out, value = _forward_loss(model, loss_fn, x, y, regularizers, record_model)
+            with precision.autocast():
+                out, value = _forward_loss(model, loss_fn, x, y, regularizers, record_model)
             if value is None:
                 raise ValueError("training needs a loss (or regularizers); got loss=None")
             bs = int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() > 0 else int(x.shape[1])
@@ -165,11 +169,7 @@ def train_epoch(model, record_model, loss_fn, loader, optimizer, device, *, regu
             if not math.isfinite(global_lv):
                 raise NonFiniteLossError(nonfinite_message("the training loss", global_lv, state.epoch,
                                                             i, out_dir, last_good))
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(record_model.parameters(), grad_clip)
-            optimizer.step()
+            precision.step(value, optimizer, record_model.parameters(), grad_clip)
             if sync_first_step and i == 0:
                 dist_mod.broadcast_module_state(record_model, info)
             _accumulate(s, out, y, value, loss_fn, predict_fn, metrics, record_model, bs)
@@ -187,7 +187,7 @@ def train_epoch(model, record_model, loss_fn, loader, optimizer, device, *, regu
 
 @torch.no_grad()
 def eval_epoch(model, loss_fn, loader, device, *, regularizers, metrics, predict_fn, info,
-                bar_desc, show_bar):
+               bar_desc, show_bar, precision=None):
     was_training = model.training
     model.eval()
     s = _Sums(metrics)
@@ -196,7 +196,8 @@ def eval_epoch(model, loss_fn, loader, device, *, regularizers, metrics, predict
         for batch in loader:
             x, y = _unpack(batch)
             x, y = _to(x, device), _to(y, device)
-            out, value = _forward_loss(model, loss_fn, x, y, regularizers, model)
+            with (precision.autocast() if precision is not None else contextlib.nullcontext()):
+                out, value = _forward_loss(model, loss_fn, x, y, regularizers, model)
             bs = int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() > 0 else int(x.shape[1])
             _accumulate(s, out, y, value, loss_fn, predict_fn, metrics, model, bs)
             bar.update(1)

@@ -33,6 +33,7 @@ from .._validate import check_int, check_positive
 from ..losses.records import enable_recording, restore_recording  # noqa: F401  (re-exported)
 from . import checkpoint as ckpt_mod
 from . import distributed as dist_mod
+from .amp import AMP_MODES, Precision
 from .callbacks import (TrainState, callback_states, check_callbacks, check_regularizers, fire,
                         load_callback_states)
 from .checkpoint import CheckpointError  # noqa: F401  (re-exported)
@@ -103,7 +104,7 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
         seed: Optional[int] = 0, progress: bool = True, verbose: bool = True,
         config: Optional[dict] = None, predict: Optional[Callable] = None,
         best_metric: Optional[str] = None, plot: bool = True, record: bool = True,
-        sync_init: bool = True) -> History:
+        sync_init: bool = True, amp: Optional[str] = None) -> History:
     r"""Train ``model`` with ``loss`` for ``epochs`` epochs; returns the :class:`History`.
 
     Each epoch: the loader order is set by ``(seed, epoch)``; the global generators are seeded
@@ -161,6 +162,9 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
             loader, else ``"train_loss"``. Keys ending in ``loss`` are minimised, others maximised.
         plot: write PNG plots to ``out_dir`` when matplotlib is installed.
         record: switch on spike recording in the model's neurons (for the rate and the plots).
+        amp: mixed precision, ``None`` (float32), ``"bf16"`` or ``"fp16"`` (autocast; fp16 with
+            a gradient scaler whose state is checkpointed), see :mod:`surrogate_nets.train.amp`.
+            Part of the run's configuration.
         sync_init: multi-process only: copy rank 0's parameters and buffers to every rank after
             the first optimizer step (see below). ``False`` only to study what happens without.
 
@@ -211,6 +215,8 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
     if not isinstance(best_metric, str):
         raise TypeError(f"best_metric must be a str, got {type(best_metric).__name__}")
     minimise = best_metric.endswith("loss")
+    if amp is not None and amp not in AMP_MODES:
+        raise ValueError(f"amp must be None or one of {list(AMP_MODES)}, got {amp!r}")
 
     # -------------------------------------------------------------- processes, model, optimizer
     info, device = dist_mod.setup(resolve_device(device))
@@ -234,13 +240,14 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
                               alpha_lr=alpha_lr, alpha_params=alphas)
         alpha_group = len(opt.param_groups) - 1 if alphas else None  # the alphas' own group
         sched = build_scheduler(scheduler, opt, epochs)
+        precision = Precision(amp, device)
         run_config = dict(config or {})
         run_config["fit"] = {
             "epochs": epochs, "lr": lr, "alpha_lr": alpha_lr, "weight_decay": weight_decay,
             "seed": seed, "optimizer": _name_of(optimizer) or "adam",
             "scheduler": _name_of(scheduler), "grad_clip": grad_clip, "best_metric": best_metric,
             "world_size": info.world_size, "regularizers": [_stable_repr(r) for r in regularizers],
-            "loss": _stable_repr(loss),
+            "loss": _stable_repr(loss), "amp": amp,
         }
 
         # ---------------------------------------------------------- output dir and resumption
@@ -264,6 +271,7 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
                 sched.load_state_dict(ck["scheduler"])
                 replan_cosine(sched, scheduler, epochs)
             load_callback_states(callbacks, ck.get("callbacks"), where)
+            precision.load_state_dict(ck.get("amp"))
             if ck.get("rng"):
                 ckpt_mod.set_rng_state(ck["rng"])
             start_epoch = int(ck["epoch"])
@@ -297,7 +305,8 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
                              predict_fn=predict, info=info, bar_desc=f"epoch {epoch + 1}/{epochs}",
                              show_bar=progress and show, state=state, callbacks=callbacks,
                              out_dir=out, last_good=last_good,
-                             sync_first_step=sync_init and info.enabled and epoch == start_epoch)
+                             sync_first_step=sync_init and info.enabled and epoch == start_epoch,
+                             precision=precision)
             train_time = time.perf_counter() - t0
             if not _params_finite(model):
                 raise NonFiniteLossError(nonfinite_message("a model parameter", "non-finite", epoch,
@@ -309,7 +318,7 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
             if test_loader is not None:
                 te = eval_epoch(model, loss, test_loader, device, regularizers=regularizers,
                                 metrics=metrics, predict_fn=predict, info=info, bar_desc="  test",
-                                show_bar=progress and show)
+                                show_bar=progress and show, precision=precision)
                 rec.update(te.result("test_", loss is not None or bool(regularizers)))
             rec["lr"] = lrs[0]
             if alpha_group is not None:
@@ -330,6 +339,7 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
                     epoch=epoch + 1, config=json_safe(run_config),
                     history=json_safe(history.records), best=best,
                     callbacks=callback_states(callbacks))
+                ck["amp"] = precision.state_dict()
                 run_dir.save_epoch(ck, improved, rec)
             last_good = epoch + 1
             if info.enabled:
