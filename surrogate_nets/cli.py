@@ -89,12 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
         check = m["check"]
         if check is not None and hasattr(check, "choices"):
             kw["choices"] = list(check.choices())
-        elif check is not None and f.name not in ("loss", "surrogate"):
+        elif check is not None and not m["action"] and f.name not in ("loss", "surrogate"):
             kw["type"] = _parser_type(check, flag)  # loss/surrogate: checked in resolve (exit 2)
         if m["metavar"]:
             kw["metavar"] = m["metavar"]
         groups[m["group"]].add_argument(flag, **kw)
 
+    t.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="read options from a TOML file (keys are the option names, e.g. "
+                        "lr = 1e-3, neuron = \"plif\", loss_kw = {reduce = \"mean\"}); options on "
+                        "the command line override it; config.json stores the resolved result")
     g = t.add_argument_group("output")
     g.add_argument("--out", default=None,
                    help="output directory (default runs/<dataset>-<model>-<time>); an existing "
@@ -134,8 +138,44 @@ def _trust_flag(p) -> None:
 
 # ------------------------------------------------------------------------------ config
 def _given(args: argparse.Namespace) -> dict:
+    """Options of the command line, over those of ``--config FILE``."""
     from .train import RunConfig
-    return {name: getattr(args, name, None) for name in RunConfig.names()}
+    given = _config_file(args.config) if getattr(args, "config", None) else {}
+    for name in RunConfig.names():
+        v = getattr(args, name, None)
+        if v is not None:
+            given[name] = v
+    return given
+
+
+def _config_file(path: str) -> dict:
+    """The options of a TOML file, checked like the command line's."""
+    from .train import OptionError, RunConfig
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as e:
+        raise CLIError(f"--config {path!r}: cannot read it ({e.strerror or e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CLIError(f"--config {path!r}: not valid TOML: {e}") from None
+    known = RunConfig.names()
+    out = {}
+    for key, value in raw.items():
+        name = key.strip().replace("-", "_")
+        if name not in known:
+            raise CLIError(f"--config {path!r}: unknown option {key!r}; the options are "
+                           f"{sorted(known)}")
+        if name not in ("loss", "loss_kw", "surrogate"):
+            try:
+                value = RunConfig.check_value(name, value)
+            except OptionError as e:
+                raise CLIError(f"--config {path!r}: {key} = {value!r}: {e}") from None
+        out[name] = value
+    return out
 
 
 def _resolve(given: dict, stored: Optional[dict] = None):
@@ -232,13 +272,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"{PROG}: warning: --alpha-lr {alpha_lr:g} has no effect without --learn-alpha "
                   f"(the surrogate alphas are fixed); ignored", file=sys.stderr, flush=True)
         alpha_lr = None
+    callbacks = _sinks(cfg.log)
     history = fit(model, loss, data.train, data.test, epochs=cfg.epochs, optimizer=cfg.optimizer,
                   lr=cfg.lr, weight_decay=cfg.weight_decay or 0.0, alpha_lr=alpha_lr,
                   scheduler=None if cfg.scheduler == "constant" else cfg.scheduler,
                   device=cfg.device, grad_clip=cfg.grad_clip, amp=cfg.amp, out_dir=args.out,
                   resume=args.resume, overwrite=args.overwrite, seed=cfg.seed,
                   progress=not args.no_progress, verbose=True, config=config,
-                  plot=not args.no_plots)
+                  plot=not args.no_plots, callbacks=callbacks)
     if _is_main_process() and history.records:
         last = history.last
         acc = last.get("test_acc")
@@ -247,6 +288,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             msg += f" (best {history.best['metric']} {_pct(history.best)} at epoch {history.best['epoch']})"
         print(f"{msg}; checkpoints and metrics in {args.out}", flush=True)
     return 0
+
+
+def _sinks(log: Optional[str]) -> list:
+    from .train import make_sinks, parse_sinks
+    try:
+        return make_sinks(parse_sinks(log))
+    except ImportError as e:
+        raise CLIError(f"--log {log}: {e}") from None
 
 
 def _pct(best):

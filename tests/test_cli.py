@@ -425,3 +425,69 @@ def test_crafted_checkpoint_runs_no_code(trained, tmp_path, capsys):
     code, err = cli_exit(["eval", evil, "--no-progress", "--trust-checkpoint-code"], capsys)
     assert code != 0 and "torch.nn.Module subclass" in err and "Traceback" not in err
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------ research workflow (issue 12.2)
+def test_config_file_flags_override_and_resolved_config_is_stored(tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text('hidden = 24\nlayers = 2\nlr = 0.005\nneuron = "plif"\nweight-decay = 0.01\n'
+                    'loss = "rate-ce"\nloss_kw = {label_smoothing = 0.1}\nlog = "csv"\n')
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--config", toml, "--lr", 0.003, "--out", out) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["layers"] == 2 and cfg["neuron"] == "plif" and cfg["loss"] == "rate-ce"
+    assert cfg["lr"] == 0.003 and cfg["hidden"] == 32  # flags (QUICK has --hidden 32) win
+    assert cfg["weight_decay"] == 0.01 and cfg["fit"]["weight_decay"] == 0.01
+    assert cfg["loss_kw"] == {"label_smoothing": 0.1}
+    ck = torch.load(out / "last.pt", weights_only=True)
+    assert ck["optimizer"]["param_groups"][0]["weight_decay"] == 0.01
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss") and len(rows) == 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("lr = -1\n", "lr = -1: --lr: expected a positive"),
+    ("hiden = 3\n", "unknown option 'hiden'"),
+    ("lr = \n", "not valid TOML"),
+    ("learn_alpha = \"yes\"\n", "expected true or false"),
+])
+def test_bad_config_file_exit_2(tmp_path, capsys, text, expected):
+    toml = tmp_path / "bad.toml"
+    toml.write_text(text)
+    code, err = cli_exit(["train", *QUICK, "--config", toml, "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "--config" in err and expected in err and "Traceback" not in err
+    code, err = cli_exit(["train", *QUICK, "--config", tmp_path / "none.toml"], capsys)
+    assert code == 2 and "cannot read" in err
+
+
+def test_log_sinks_csv_and_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")  # the test extra installs it
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 2, "--log", "tensorboard,csv", "--out", out) == 0
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and "test_acc" in rows[0]
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("test_acc")] == [1, 2]
+    # resumed and extended: each epoch once in the CSV
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 3, "--no-progress", "--no-plots") == 0
+    assert [r.split(",")[0] for r in (out / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", *QUICK, "--log", "wandb", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_trains_and_is_part_of_the_run(tmp_path, amp, capsys):
+    out = tmp_path / amp
+    assert run_cli("train", *QUICK, "--epochs", 1, "--amp", amp, "--out", out) == 0
+    ck = torch.load(out / "last.pt", weights_only=True)
+    assert ck["config"]["amp"] == amp and ck["config"]["fit"]["amp"] == amp
+    assert (ck["amp"] is not None) == (amp == "fp16")  # the GradScaler state
+    assert 0 < ck["history"][-1]["train_loss"] < 10  # finite; accuracy: see the README's table
+    code, err = cli_exit(["train", "--out", out, "--resume", "--epochs", 2, "--amp",
+                          "fp16" if amp == "bf16" else "bf16", "--no-progress"], capsys)
+    assert code == 1 and "amp" in err  # precision is part of the run's configuration

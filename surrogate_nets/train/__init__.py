@@ -28,6 +28,7 @@ from .epoch import NonFiniteLossError, evaluate
 from .loop import fit
 from .optim import OPTIMIZERS, SCHEDULERS, alpha_parameters, build_optimizer, build_scheduler
 from .rundir import prepare_out_dir
+from .sinks import CSVLogger, TensorBoardLogger, make_sinks, parse_sinks
 from .metrics import predict
 
 # File and RNG helpers (atomic_write, rng_state, set_rng_state, seed_everything) stay importable
@@ -38,5 +39,6 @@ __all__ = [
     "TensorLoader", "EpochSampler", "set_epoch", "alpha_parameters", "build_optimizer",
     "build_scheduler", "OPTIMIZERS", "SCHEDULERS", "enable_recording", "restore_recording",
     "prepare_out_dir", "resolve_device", "predict", "RunConfig", "OptionError", "build_run",
-    "build_model_for", "build_data_for", "build_loss_for", "resolved_readout",
+    "build_model_for", "build_data_for", "build_loss_for", "resolved_readout", "CSVLogger",
+    "TensorBoardLogger",
 ]

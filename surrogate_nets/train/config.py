@@ -28,6 +28,7 @@ from .datasets import DATASETS, DEFAULT_TIME_STEPS, build_data
 from .models import MODELS, NEURONS, READOUTS, build_model, readout_for
 from .amp import AMP_MODES
 from .optim import OPTIMIZERS, SCHEDULERS
+from .sinks import SINKS, parse_sinks
 
 
 def max_bits() -> int:
@@ -126,6 +127,19 @@ def _absolute_loss_file(spec: str) -> str:
     return spec
 
 
+def _bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise OptionError(f"expected true or false, got {value!r}")
+
+
+def _sink_list(text) -> str:
+    try:
+        return ",".join(parse_sinks(text))
+    except ValueError as e:
+        raise OptionError(str(e)) from None
+
+
 def _choices(fn: Callable[[], Any]):
     def conv(text) -> str:
         valid = list(fn())
@@ -164,7 +178,8 @@ class RunConfig:
     data_dir: Optional[str] = _opt(None, "where the recorded data sets are (tonic layout); for "
                                          "digits the cache", "data", resume="place")
     download: bool = _opt(False, "allow downloading a missing recorded data set (nmnist, shd, "
-                                 "dvsgesture)", "data", resume="place", action="store_true")
+                                 "dvsgesture)", "data", resume="place", action="store_true",
+                          check=_bool)
     time_steps: Optional[int] = _opt(None, "time steps T per sample (default per data set: "
                                      + ", ".join(f"{k} {v}" for k, v in DEFAULT_TIME_STEPS.items())
                                      + ")", "data", check=_pos_int)
@@ -184,7 +199,7 @@ class RunConfig:
     alpha: Optional[float] = _opt(None, "surrogate sharpness (default: the family's default)",
                                   "model", check=_pos_float)
     learn_alpha: bool = _opt(False, "learn the surrogate sharpness alpha", "model",
-                             action="store_true")
+                             action="store_true", check=_bool)
     alpha_lr: Optional[float] = _opt(
         None, "learning rate of the learned alphas (their own optimizer param group, no weight "
               "decay, same schedule; default: --lr). Only with --learn-alpha: without it a "
@@ -221,6 +236,9 @@ class RunConfig:
     seed: int = _opt(0, "seed of the initialisation, the data order and the generators",
                      "training", check=_nonneg_int)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N", "training", resume="place")
+    log: Optional[str] = _opt(None, "extra logging sinks beside metrics.jsonl, comma-separated: "
+                                    + ", ".join(SINKS) + " (tensorboard needs the tensorboard "
+                                    "package)", "training", check=_sink_list, resume="free")
 
     # ------------------------------------------------------------------ metadata access
     @classmethod
