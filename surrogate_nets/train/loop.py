@@ -21,7 +21,6 @@ import math
 import os
 import re
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
@@ -42,7 +41,8 @@ from .epoch import NonFiniteLossError, eval_epoch, evaluate, nonfinite_message, 
 from .history import History, format_table, json_safe
 from .loaders import deterministic_loader, set_epoch, shard_loader
 from .metrics import check_metrics
-from .optim import alpha_parameters, build_optimizer, build_scheduler, replan_cosine  # noqa: F401
+from .optim import (alpha_parameters, build_model_optimizer, build_optimizer,  # noqa: F401
+                    build_scheduler, replan_cosine)
 from .rundir import (ARTIFACTS, BEST, CONFIG, LAST, METRICS, PLOTS, RESUME_FREE_KEYS,  # noqa: F401
                      RunDir, config_differences, prepare_out_dir)
 
@@ -87,6 +87,27 @@ def _open_out_dir(out_dir, resume, overwrite, info) -> Optional[RunDir]:
     if failure is not None:
         raise failure
     return RunDir(Path(out_dir))
+
+
+def _restore(ck, where, model, opt, sched, scheduler, epochs, callbacks, precision) -> None:
+    """Load a checkpoint's state into the run's objects (model, optimizer, scheduler, stateful
+    callbacks, gradient scaler, RNG states)."""
+    if int(ck["epoch"]) > epochs:
+        raise ValueError(f"epochs={epochs} is less than the {ck['epoch']} epochs already done by "
+                         f"{where}; pass epochs >= {ck['epoch']} to resume (or extend) the run")
+    ckpt_mod.load_model_state(model, ck["model"], where)
+    if ck.get("optimizer") is not None:
+        try:
+            opt.load_state_dict(ck["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{where}: optimizer state does not fit this optimizer: {e}") from e
+    if sched is not None and ck.get("scheduler") is not None:
+        sched.load_state_dict(ck["scheduler"])
+        replan_cosine(sched, scheduler, epochs)
+    load_callback_states(callbacks, ck.get("callbacks"), where)
+    precision.load_state_dict(ck.get("amp"))
+    if ck.get("rng"):
+        ckpt_mod.set_rng_state(ck["rng"])
 
 
 def _is_better(value, best, minimise: bool) -> bool:
@@ -232,13 +253,7 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
             loss.bind(model)
         if record:
             enable_recording(model)
-        alphas = [p for p in alpha_parameters(model) if p.requires_grad] if alpha_lr is not None else []
-        if alpha_lr is not None and not alphas:
-            warnings.warn("fit(alpha_lr=...): the model has no learnable surrogate alpha "
-                          "(Surrogate with learnable=True); alpha_lr is ignored", UserWarning, stacklevel=2)
-        opt = build_optimizer(optimizer, model.parameters(), lr, weight_decay,
-                              alpha_lr=alpha_lr, alpha_params=alphas)
-        alpha_group = len(opt.param_groups) - 1 if alphas else None  # the alphas' own group
+        opt, alpha_group = build_model_optimizer(model, optimizer, lr, weight_decay, alpha_lr)
         sched = build_scheduler(scheduler, opt, epochs)
         precision = Precision(amp, device)
         run_config = dict(config or {})
@@ -256,27 +271,10 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
         history, start_epoch, best = History(out_dir=out), 0, None
         ck = run_dir.open_for_resume(run_config, log, repair=info.is_main) if resume else None
         if ck is not None:
-            where = f"checkpoint {str(run_dir.last)!r}"
-            if int(ck["epoch"]) > epochs:
-                raise ValueError(f"epochs={epochs} is less than the {ck['epoch']} epochs already "
-                                 f"done by the run in {str(out)!r}; pass epochs >= {ck['epoch']} "
-                                 f"to resume (or extend) it")
-            ckpt_mod.load_model_state(model, ck["model"], where)
-            if ck.get("optimizer") is not None:
-                try:
-                    opt.load_state_dict(ck["optimizer"])
-                except (ValueError, KeyError, RuntimeError) as e:
-                    raise CheckpointError(f"{where}: optimizer state does not fit this optimizer: {e}") from e
-            if sched is not None and ck.get("scheduler") is not None:
-                sched.load_state_dict(ck["scheduler"])
-                replan_cosine(sched, scheduler, epochs)
-            load_callback_states(callbacks, ck.get("callbacks"), where)
-            precision.load_state_dict(ck.get("amp"))
-            if ck.get("rng"):
-                ckpt_mod.set_rng_state(ck["rng"])
-            start_epoch = int(ck["epoch"])
+            _restore(ck, f"checkpoint {str(run_dir.last)!r}", model, opt, sched, scheduler,
+                     epochs, callbacks, precision)
+            start_epoch, best = int(ck["epoch"]), ck.get("best")
             history = History(list(ck.get("history") or []), out_dir=out)
-            best = ck.get("best")
             log(f"resuming from {run_dir.last} (epoch {start_epoch} of {epochs} done)")
         if run_dir is not None and info.is_main:
             run_dir.write_config(run_config, history.records)

@@ -8,7 +8,8 @@ with ``alpha_lr``).
 from __future__ import annotations
 
 import math
-from typing import Iterable, List, Optional
+import warnings
+from typing import Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -80,6 +81,20 @@ def build_optimizer(optimizer, params, lr: float, weight_decay: float = 0.0, *,
         return opt
     raise TypeError(f"optimizer must be None, a name, a factory or an Optimizer, got "
                     f"{type(optimizer).__name__}")
+
+
+def build_model_optimizer(model: nn.Module, optimizer, lr: float, weight_decay: float = 0.0,
+                          alpha_lr: Optional[float] = None) -> Tuple[torch.optim.Optimizer, Optional[int]]:
+    """:func:`build_optimizer` for ``model``'s parameters, with the learnable surrogate alphas in
+    their own group when ``alpha_lr`` is set; returns ``(optimizer, index of the alphas' group
+    or None)``. Warns when ``alpha_lr`` is set but the model has no learnable alpha."""
+    alphas = [p for p in alpha_parameters(model) if p.requires_grad] if alpha_lr is not None else []
+    if alpha_lr is not None and not alphas:
+        warnings.warn("fit(alpha_lr=...): the model has no learnable surrogate alpha "
+                      "(Surrogate with learnable=True); alpha_lr is ignored", UserWarning, stacklevel=3)
+    opt = build_optimizer(optimizer, model.parameters(), lr, weight_decay,
+                          alpha_lr=alpha_lr, alpha_params=alphas)
+    return opt, (len(opt.param_groups) - 1 if alphas else None)
 
 
 #: Schedules known by name; ``"constant"`` (alias ``"none"``) means no scheduler.
