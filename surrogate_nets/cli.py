@@ -356,6 +356,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ deprecated aliases
+def __getattr__(name):
+    """``DEFAULTS``, ``RUN_KEYS``, ``PLACE_KEYS``, ``resolve_config`` and ``build_run`` of earlier
+    versions, now derived from :class:`surrogate_nets.train.RunConfig` (deprecated)."""
+    from .train import RunConfig, build_run as _build_run
+
+    if name == "DEFAULTS":
+        return {n: RunConfig.default_of(n) for n in RunConfig.names()}
+    if name == "RUN_KEYS":
+        return tuple(n for n in RunConfig.names() if n not in RunConfig.names("place"))
+    if name == "PLACE_KEYS":
+        return RunConfig.names("place")
+    if name == "resolve_config":
+        return lambda args, stored=None: _resolve(_given(args), stored).to_dict()
+    if name == "build_run":
+        def build_run(cfg, **kw):
+            if isinstance(cfg, dict):
+                cfg = _resolve({k: v for k, v in cfg.items() if k in RunConfig.names()})
+            return _build_run(cfg, **kw)
+        return build_run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # ------------------------------------------------------------------------------ entry point
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status

@@ -491,3 +491,40 @@ def test_amp_trains_and_is_part_of_the_run(tmp_path, amp, capsys):
     code, err = cli_exit(["train", "--out", out, "--resume", "--epochs", 2, "--amp",
                           "fp16" if amp == "bf16" else "bf16", "--no-progress"], capsys)
     assert code == 1 and "amp" in err  # precision is part of the run's configuration
+
+
+SG_PLUGIN = textwrap.dedent("""
+    import torch
+    from surrogate_nets.surrogate import Surrogate
+
+    class WideSigmoid(Surrogate):
+        name = "wide_sigmoid"
+        default_alpha = 2.0
+
+        def primitive(self, x, alpha=None):
+            a = self.alpha if alpha is None else alpha
+            return torch.sigmoid(a * x)
+
+    def not_a_family():
+        return 1
+""")
+
+
+def test_pip_installed_surrogate_family_works_on_the_command_line(tmp_path, monkeypatch):
+    """Issue 9.8: surrogates are entry-point plug-ins (group surrogate_nets.surrogates) like losses."""
+    from surrogate_nets import surrogate
+    (tmp_path / "snl_sg_plugin.py").write_text(SG_PLUGIN)
+    info = tmp_path / "snl_sg_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: snl-sg-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[surrogate_nets.surrogates]\nwide-sigmoid = "
+                                           "snl_sg_plugin:WideSigmoid\nbroken = snl_sg_plugin:not_a_family\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "wide-sigmoid" in surrogate.names()
+    sg = surrogate.get("Wide_Sigmoid", alpha=3.0)   # one normalisation: case, '-' and '_'
+    assert type(sg).__name__ == "WideSigmoid" and float(sg.alpha) == 3.0
+    with pytest.raises(TypeError, match="not a Surrogate subclass"):
+        surrogate.get("broken")
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--surrogate", "wide-sigmoid", "--out", out) == 0
+    assert json.loads((out / "config.json").read_text())["surrogate"] == "wide-sigmoid"

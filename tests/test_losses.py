@@ -568,3 +568,15 @@ def test_predict_follows_the_loss_readout():
     assert L.MembraneCrossEntropy(reduce="last").predict(mem).tolist() == [1]
     assert L.RegularizedLoss(L.FirstSpikeLoss(), L.SpikeL1()).predict(out).tolist() == [0]
     assert L.RateCrossEntropy().predict(torch.tensor([[0.1, 0.9]])).tolist() == [1]
+
+
+def test_one_name_normalisation_for_losses_and_surrogates():
+    from surrogate_nets import surrogate
+    from surrogate_nets._registry import normalize
+    assert normalize(" Fast-Sigmoid ") == normalize("fast_sigmoid") == "fast_sigmoid"
+    assert type(surrogate.get("FAST-SIGMOID")) is type(surrogate.get("fast_sigmoid"))
+    assert type(L.get("Rate_CE")) is type(L.get("rate-ce"))
+    assert L.canonical("CE_RATE") == "rate-ce" and L.is_builtin("count_ce")
+    assert not L.is_builtin("os:system") and L.canonical("os:system") is None
+    assert "mse" in L.names() and "mse" not in L.names(task="classification")
+    assert "rate-ce" in L.names(task="classification")
