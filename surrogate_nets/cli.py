@@ -149,33 +149,11 @@ def _given(args: argparse.Namespace) -> dict:
 
 
 def _config_file(path: str) -> dict:
-    """The options of a TOML file, checked like the command line's."""
     from .train import OptionError, RunConfig
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except OSError as e:
-        raise CLIError(f"--config {path!r}: cannot read it ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CLIError(f"--config {path!r}: not valid TOML: {e}") from None
-    known = RunConfig.names()
-    out = {}
-    for key, value in raw.items():
-        name = key.strip().replace("-", "_")
-        if name not in known:
-            raise CLIError(f"--config {path!r}: unknown option {key!r}; the options are "
-                           f"{sorted(known)}")
-        if name not in ("loss", "loss_kw", "surrogate"):
-            try:
-                value = RunConfig.check_value(name, value)
-            except OptionError as e:
-                raise CLIError(f"--config {path!r}: {key} = {value!r}: {e}") from None
-        out[name] = value
-    return out
+        return RunConfig.read_toml(path)
+    except OptionError as e:
+        raise CLIError(str(e)) from None
 
 
 def _resolve(given: dict, stored: Optional[dict] = None):

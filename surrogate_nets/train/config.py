@@ -293,13 +293,34 @@ class RunConfig:
             cfg.time_steps = DEFAULT_TIME_STEPS[cfg.dataset]
         return cfg
 
-    def differences(self, stored: dict) -> List[str]:
-        """The ``resume="fixed"`` fields whose value differs from the stored run's."""
-        mine = self.to_dict()
-        out = []
-        for name in self.names("fixed"):
-            if name in stored and stored[name] != mine[name]:
-                out.append(f"--{name.replace('_', '-')}: run {stored[name]!r} vs now {mine[name]!r}")
+    @classmethod
+    def read_toml(cls, path) -> Dict[str, Any]:
+        """The options of a TOML file (keys are field names, ``-`` or ``_``), checked like the
+        command line's; an :class:`OptionError` naming ``--config``, the file and the key."""
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        where = f"--config {str(path)!r}"
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except OSError as e:
+            raise OptionError(f"{where}: cannot read it ({e.strerror or e})") from None
+        except tomllib.TOMLDecodeError as e:
+            raise OptionError(f"{where}: not valid TOML: {e}") from None
+        known = cls.names()
+        out = {}
+        for key, value in raw.items():
+            name = key.strip().replace("-", "_")
+            if name not in known:
+                raise OptionError(f"{where}: unknown option {key!r}; the options are {sorted(known)}")
+            if name not in ("loss", "loss_kw", "surrogate"):
+                try:
+                    value = cls.check_value(name, value)
+                except OptionError as e:
+                    raise OptionError(f"{where}: {key} = {value!r}: {e}") from None
+            out[name] = value
         return out
 
     def to_dict(self) -> dict:
