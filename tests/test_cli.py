@@ -528,3 +528,17 @@ def test_pip_installed_surrogate_family_works_on_the_command_line(tmp_path, monk
     out = tmp_path / "r"
     assert run_cli("train", *QUICK, "--epochs", 1, "--surrogate", "wide-sigmoid", "--out", out) == 0
     assert json.loads((out / "config.json").read_text())["surrogate"] == "wide-sigmoid"
+
+
+def test_bf16_reaches_the_float32_accuracy_on_digits(tmp_path):
+    """Issue 12.2: bf16 autocast training on DigitEvents is not worse than float32 by more than
+    one point (a reduced run: 480 samples, 3 epochs; the full default run: README)."""
+    small = ["--limit-train", 480, "--limit-test", 480, "--hidden", 64, "--time-steps", 6,
+             "--epochs", 3, "--no-progress", "--no-plots"]
+    acc = {}
+    for amp in (None, "bf16"):
+        out = tmp_path / str(amp)
+        assert run_cli("train", *small, *(["--amp", amp] if amp else []), "--out", out) == 0
+        acc[amp] = torch.load(out / "last.pt", weights_only=True)["history"][-1]["test_acc"]
+    assert acc[None] > 0.6
+    assert acc["bf16"] >= acc[None] - 0.01, acc
