@@ -4,6 +4,12 @@
 ``surrogate-nets`` command line uses (progress bars, metrics, atomic checkpoints, exact resume,
 NaN guard, plots, multi-process under ``torchrun``) on any model; ``evaluate`` computes loss,
 accuracy and spike rate on a loader. Batches are ``(x, y)`` with ``x`` time-major ``[T, B, ...]``.
+
+One concern per module: :mod:`.loop` (``fit``), :mod:`.epoch` (one pass, ``evaluate``),
+:mod:`.optim` (optimizers and schedules by name), :mod:`.rundir` (the output directory, resume,
+crash safety), :mod:`.callbacks` (hooks, stateful callbacks), :mod:`.checkpoint`,
+:mod:`.distributed`, :mod:`.amp` (mixed precision), :mod:`.sinks` (CSV/TensorBoard), and
+:mod:`.config` (:class:`RunConfig`, the command line's configuration, with its builders).
 """
 
 from .config import (OptionError, RunConfig, build_data_for, build_loss_for, build_model_for,
