@@ -12,13 +12,19 @@ record per epoch), ``DIR/last.pt`` and ``DIR/best.pt`` (checkpoints, loadable wi
 ``DIR/sample.png``. ``--resume`` continues an interrupted run from ``DIR/last.pt`` with the
 configuration stored there (options given again must agree, except ``--epochs`` and the
 device/progress/data-location options), and ends with exactly the parameters an uninterrupted
-run would have. ``--learn-alpha --alpha-lr LR`` trains the surrogate sharpnesses with their own
-learning rate (a second optimizer param group; ``--alpha-lr`` without ``--learn-alpha`` is ignored
-with a warning). ``eval`` rebuilds the model and the test set from a checkpoint's stored
+run would have. ``eval`` rebuilds the model and the test set from a checkpoint's stored
 configuration and recomputes the test accuracy.
+
+The options are the fields of :class:`surrogate_nets.train.RunConfig`; their choices and limits
+come from the registries. A checkpoint is data: a loss plug-in named in a checkpoint
+(``file.py:Class``, ``pkg.mod:Class``, an entry point) is imported only if you name it again
+with ``--loss`` or pass ``--trust-checkpoint-code``.
 
 Under ``torchrun --nproc_per_node=N -m surrogate_nets train ...`` the run is data parallel
 (gloo on CPU, nccl on CUDA); rank 0 writes the files.
+
+Exit status: 0 success, 1 a failed run (NaN loss, unusable checkpoint), 2 a usage error (the
+message names the option), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -31,46 +37,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-#: Defaults of ``train``; ``None`` entries are resolved from the data set or the loss.
-DEFAULTS = {
-    "dataset": "digits",
-    "data_dir": None,
-    "download": False,
-    "model": "mlp",
-    "neuron": "lif",
-    "surrogate": "atan",
-    "alpha": None,
-    "learn_alpha": False,
-    "alpha_lr": None,
-    "tau": 4.0,
-    "hidden": 256,
-    "layers": 1,
-    "readout": "auto",
-    "loss": "membrane-ce",
-    "loss_kw": [],
-    "epochs": 10,
-    "batch_size": 64,
-    "lr": 2e-3,
-    "optimizer": "adam",
-    "scheduler": "cosine",
-    "grad_clip": None,
-    "time_steps": None,
-    "weight_bits": None,
-    "act_bits": None,
-    "device": "auto",
-    "seed": 0,
-    "limit_train": None,
-    "limit_test": None,
-    "workers": 0,
-}
-#: Options that describe the run (stored in the config and checked on resume).
-RUN_KEYS = ("dataset", "model", "neuron", "surrogate", "alpha", "learn_alpha", "alpha_lr", "tau",
-            "hidden", "layers", "readout", "loss", "loss_kw", "epochs", "batch_size", "lr", "optimizer",
-            "scheduler", "grad_clip", "time_steps", "weight_bits", "act_bits", "seed",
-            "limit_train", "limit_test")
-#: Options about where and how to run, which may differ between a run and its resumption.
-PLACE_KEYS = ("data_dir", "download", "device", "workers")
 PROG = "surrogate-nets"
+_GROUPS = ("data", "model", "training")
 
 
 class CLIError(Exception):
@@ -78,47 +46,23 @@ class CLIError(Exception):
 
 
 # ------------------------------------------------------------------------------ parser
-def _int_at_least(text: str, low: int, expected: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if v < low:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return v
+def _parser_type(check, flag: str):
+    from .train import OptionError
 
-
-def _positive_int(text: str) -> int:
-    return _int_at_least(text, 1, "a positive integer")
-
-
-def _nonneg_int(text: str) -> int:
-    return _int_at_least(text, 0, "an integer >= 0")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (v > 0 and v < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return v
-
-
-def _bits(text: str) -> int:
-    v = _positive_int(text)
-    if v > 16:
-        raise argparse.ArgumentTypeError(f"bit widths go from 1 to 16, got {text!r}")
-    return v
+    def conv(text):
+        try:
+            return check(text)
+        except OptionError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    conv.__name__ = getattr(check, "__name__", "value")
+    return conv
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``surrogate-nets`` (every ``train`` default is ``None`` here and
-    filled from :data:`DEFAULTS` later, so that explicitly given options can be told apart)."""
-    from .train.datasets import DATASETS
-    from .train.models import MODELS, NEURONS, READOUTS
+    """The argument parser, generated from the fields of :class:`~surrogate_nets.train.RunConfig`
+    (every ``train`` default is ``None`` here so that given options can be told apart)."""
     from . import __version__
+    from .train import RunConfig
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="Train and evaluate spiking / quantized networks with learnable "
@@ -130,69 +74,31 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a spiking network. Defaults train an MLP SNN of LIF "
                                    "neurons with a leaky-integrator readout on the embedded "
                                    "DigitEvents data set in well under a minute on 2 CPU cores.")
-    d = DEFAULTS
-    g = t.add_argument_group("data")
-    g.add_argument("--dataset", choices=DATASETS, default=None,
-                   help=f"data set (default {d['dataset']}: embedded, no download)")
-    g.add_argument("--data-dir", default=None,
-                   help="where the recorded data sets are (tonic layout); for digits the cache")
-    g.add_argument("--download", action="store_true", default=None,
-                   help="allow downloading a missing recorded data set (nmnist, shd, dvsgesture)")
-    g.add_argument("--time-steps", type=_positive_int, default=None,
-                   help="time steps T per sample (default per data set: digits 12, randman 50, "
-                        "nmnist 20, shd 50, dvsgesture 16)")
-    g.add_argument("--batch-size", type=_positive_int, default=None, help=f"default {d['batch_size']}")
-    g.add_argument("--limit-train", type=_positive_int, default=None,
-                   help="use only N training samples, spread evenly over the split (quick runs)")
-    g.add_argument("--limit-test", type=_positive_int, default=None,
-                   help="use only N test samples, spread evenly over the split (quick runs)")
-    g.add_argument("--workers", type=_nonneg_int, default=None,
-                   help="DataLoader worker processes for the recorded data sets (default 0)")
+    groups = {g: t.add_argument_group(g) for g in _GROUPS}
+    for f in RunConfig.options():
+        m = f.metadata
+        flag = "--" + f.name.replace("_", "-")
+        default = RunConfig.default_of(f.name)
+        help_text = m["help"] + (f" (default {default})" if default not in (None, False, []) else "")
+        if f.name == "loss":
+            from .train import classification_losses
+            help_text += "; built-in: " + ", ".join(classification_losses())
+        kw = {"default": None, "help": help_text}
+        if m["action"]:
+            kw["action"] = m["action"]
+        check = m["check"]
+        if check is not None and hasattr(check, "choices"):
+            kw["choices"] = list(check.choices())
+        elif check is not None and not m["action"] and f.name not in ("loss", "surrogate"):
+            kw["type"] = _parser_type(check, flag)  # loss/surrogate: checked in resolve (exit 2)
+        if m["metavar"]:
+            kw["metavar"] = m["metavar"]
+        groups[m["group"]].add_argument(flag, **kw)
 
-    g = t.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS, default=None, help=f"default {d['model']}")
-    g.add_argument("--neuron", choices=NEURONS, default=None, help=f"hidden neurons (default {d['neuron']})")
-    g.add_argument("--surrogate", default=None,
-                   help=f"surrogate family, e.g. atan, fast-sigmoid, triangle, dspike "
-                        f"(default {d['surrogate']})")
-    g.add_argument("--alpha", type=_positive_float, default=None,
-                   help="surrogate sharpness (default: the family's default)")
-    g.add_argument("--learn-alpha", action="store_true", default=None,
-                   help="learn the surrogate sharpness alpha")
-    g.add_argument("--alpha-lr", type=_positive_float, default=None,
-                   help="learning rate of the learned alphas (their own optimizer param group, no "
-                        "weight decay, same schedule; default: --lr). Only with --learn-alpha: "
-                        "without it a warning is printed and the option is ignored")
-    g.add_argument("--tau", type=float, default=None,
-                   help=f"membrane time constant in steps, > 1 (default {d['tau']})")
-    g.add_argument("--hidden", type=_positive_int, default=None, help=f"hidden width (default {d['hidden']})")
-    g.add_argument("--layers", type=_positive_int, default=None,
-                   help=f"hidden layers of the mlp (default {d['layers']})")
-    g.add_argument("--readout", choices=("auto",) + READOUTS, default=None,
-                   help="output layer: spike (LIF), li (membrane of a leaky integrator) or linear "
-                        "(per-step logits); auto picks what the loss expects")
-    g.add_argument("--weight-bits", type=_bits, default=None,
-                   help="quantize weights to B bits (LSQ; QuantLinear/QuantConv2d)")
-    g.add_argument("--act-bits", type=_bits, default=None,
-                   help="quantize synaptic currents to B bits (QuantAct)")
-
-    g = t.add_argument_group("training")
-    g.add_argument("--loss", default=None,
-                   help=f"loss: a built-in name (rate-ce, count-ce, count-mse, membrane-ce, tet, "
-                        f"first-spike, ...), 'package.module:Class', 'file.py:Class' or an entry "
-                        f"point (default {d['loss']})")
-    g.add_argument("--loss-kw", action="append", default=None, metavar="K=V",
-                   help="keyword argument of the loss, repeatable (e.g. --loss-kw reduce=mean)")
-    g.add_argument("--epochs", type=_nonneg_int, default=None, help=f"default {d['epochs']}")
-    g.add_argument("--lr", type=_positive_float, default=None, help=f"learning rate (default {d['lr']})")
-    g.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"), default=None,
-                   help=f"default {d['optimizer']}")
-    g.add_argument("--scheduler", choices=("cosine", "constant"), default=None,
-                   help=f"learning-rate schedule per epoch (default {d['scheduler']})")
-    g.add_argument("--grad-clip", type=_positive_float, default=None, help="clip the gradient norm")
-    g.add_argument("--seed", type=_nonneg_int, default=None, help=f"default {d['seed']}")
-    g.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
-
+    t.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="read options from a TOML file (keys are the option names, e.g. "
+                        "lr = 1e-3, neuron = \"plif\", loss_kw = {reduce = \"mean\"}); options on "
+                        "the command line override it; config.json stores the resolved result")
     g = t.add_argument_group("output")
     g.add_argument("--out", default=None,
                    help="output directory (default runs/<dataset>-<model>-<time>); an existing "
@@ -203,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace the files of an earlier run in --out")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    _trust_flag(t)
 
     e = sub.add_parser("eval", help="recompute the test accuracy of a checkpoint",
                        description="Rebuild model and test set from the configuration stored in a "
@@ -210,81 +117,82 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", help="a last.pt / best.pt written by 'surrogate-nets train'")
     e.add_argument("--data-dir", default=None, help="override the stored data directory")
     e.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    e.add_argument("--batch-size", type=_positive_int, default=None, help="test batch size")
+    e.add_argument("--batch-size", type=_parser_type(RunConfig.check_of("batch_size"), "--batch-size"),
+                   default=None, help="test batch size")
+    e.add_argument("--loss", default=None,
+                   help="the loss plug-in the checkpoint names (needed, instead of "
+                        "--trust-checkpoint-code, when it is not a built-in)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _trust_flag(e)
     return parser
 
 
+def _trust_flag(p) -> None:
+    p.add_argument("--trust-checkpoint-code", action="store_true",
+                   help="import and RUN the loss plug-in code that a checkpoint or stored "
+                        "configuration names (file.py:Class, package.module:Class, entry point) "
+                        "without naming it again with --loss. This executes code from the "
+                        "named file or package: only use it for checkpoints you trust")
+
+
 # ------------------------------------------------------------------------------ config
-def resolve_config(args: argparse.Namespace, stored: Optional[dict] = None) -> dict:
-    """The resolved configuration: options given on the command line, else the stored
-    configuration of the run being resumed, else :data:`DEFAULTS` (and per-data-set defaults)."""
-    from .train.datasets import DEFAULT_TIME_STEPS
-
-    cfg = {}
-    for key in RUN_KEYS + PLACE_KEYS:
-        given = getattr(args, key, None)
-        if given is not None:
-            cfg[key] = _absolute_loss_file(given) if key == "loss" else given
-        elif stored is not None and key in stored and key not in PLACE_KEYS:
-            cfg[key] = stored[key]
-        else:
-            cfg[key] = DEFAULTS[key]
-    if cfg["time_steps"] is None:
-        cfg["time_steps"] = DEFAULT_TIME_STEPS[cfg["dataset"]]
-    cfg["loss_kw"] = _loss_kwargs(cfg["loss_kw"])
-    return cfg
+def _given(args: argparse.Namespace) -> dict:
+    """Options of the command line, over those of ``--config FILE``."""
+    from .train import RunConfig
+    given = _config_file(args.config) if getattr(args, "config", None) else {}
+    for name in RunConfig.names():
+        v = getattr(args, name, None)
+        if v is not None:
+            given[name] = v
+    return given
 
 
-def _absolute_loss_file(spec):
-    """``"rel/file.py:Name"`` -> ``"/abs/rel/file.py:Name"`` when that file exists, so that
-    ``eval`` and ``--resume`` find the plug-in from any working directory; else ``spec``."""
-    module, sep, attr = str(spec).rpartition(":")
-    if sep and module.strip().endswith(".py") and not os.path.isabs(module.strip()) \
-            and os.path.isfile(module.strip()):
-        return f"{os.path.abspath(module.strip())}:{attr}"
-    return spec
-
-
-def _loss_kwargs(items) -> dict:
-    from .losses import parse_kwargs
-    if isinstance(items, dict):
-        return dict(items)
+def _config_file(path: str) -> dict:
+    from .train import OptionError, RunConfig
     try:
-        return parse_kwargs(items or [])
-    except (ValueError, TypeError) as e:
-        raise CLIError(f"--loss-kw: {e}") from e
+        return RunConfig.read_toml(path)
+    except OptionError as e:
+        raise CLIError(str(e)) from None
 
 
-def build_run(cfg: dict, *, train: bool = True, test: bool = True, data_dir=None,
-              test_batch_size: Optional[int] = None):
-    """``(model, loss, data)`` for a resolved configuration (used by ``train`` and ``eval``)."""
-    import torch
-
-    from .losses import get as get_loss
-    from .train.datasets import build_data
-    from .train.models import build_model, readout_for
-
+def _resolve(given: dict, stored: Optional[dict] = None):
+    from .train import OptionError, RunConfig
     try:
-        loss = get_loss(cfg["loss"], **cfg["loss_kw"])
-    except (ValueError, TypeError) as e:
-        raise CLIError(str(e)) from e
-    readout = cfg["readout"] if cfg["readout"] != "auto" else readout_for(cfg["loss"])
-    data = build_data(cfg["dataset"], time_steps=cfg["time_steps"], batch_size=cfg["batch_size"],
-                      seed=cfg["seed"], data_dir=data_dir, download=bool(cfg.get("download")),
-                      limit_train=cfg["limit_train"], limit_test=cfg["limit_test"],
-                      workers=cfg.get("workers") or 0, train=train, test=test,
-                      test_batch_size=test_batch_size)
-    torch.manual_seed(cfg["seed"])
-    model = build_model(cfg["model"], data.input_shape, data.num_classes, neuron=cfg["neuron"],
-                        surrogate=cfg["surrogate"], alpha=cfg["alpha"], learn_alpha=cfg["learn_alpha"],
-                        tau=cfg["tau"], hidden=cfg["hidden"], layers=cfg["layers"], readout=readout,
-                        weight_bits=cfg["weight_bits"], act_bits=cfg["act_bits"])
-    cfg["readout_resolved"] = readout
-    cfg["input_shape"] = list(data.input_shape)
-    cfg["num_classes"] = int(data.num_classes)
-    return model, loss, data
+        return RunConfig.resolve(given, stored)
+    except OptionError as e:
+        raise CLIError(str(e)) from None
+
+
+def _check_stored_loss(stored_loss, given_loss, trust: bool, where: str) -> None:
+    """Refuse to import a loss plug-in that only a checkpoint names (issue: no code from files)."""
+    from . import losses
+    from .train import RunConfig
+
+    if stored_loss is None or losses.is_builtin(stored_loss) or trust:
+        return
+    if given_loss is not None:
+        try:
+            given = RunConfig.check_value("loss", given_loss)
+        except ValueError as e:
+            raise CLIError(f"--loss: {e}") from None
+        if given == stored_loss:
+            return
+    raise CLIError(
+        f"{where} names the loss plug-in {stored_loss!r}, which is not a built-in; loading it "
+        f"would import and run that code. Name it again with --loss {stored_loss!r} if you trust "
+        f"it, or pass --trust-checkpoint-code")
+
+
+def _check_writable(out: Path, given: str) -> None:
+    """An unwritable ``--out`` is a usage error, found before any data is loaded."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise CLIError(f"--out {given!r}: cannot create or write this directory "
+                       f"({e.strerror or e})") from None
 
 
 def _is_main_process() -> bool:
@@ -294,49 +202,62 @@ def _is_main_process() -> bool:
 # ------------------------------------------------------------------------------ commands
 def cmd_train(args: argparse.Namespace) -> int:
     from . import __version__
-    from .train import fit, load_checkpoint
-    from .train.loop import LAST
+    from .train import build_run, fit, load_checkpoint, resolved_readout
 
-    stored = None
     if args.out is None:
         if args.resume:
             raise CLIError("--resume needs --out DIR (the directory of the run to continue)")
-        dataset = args.dataset or DEFAULTS["dataset"]
-        model = args.model or DEFAULTS["model"]
-        args.out = os.path.join("runs", f"{dataset}-{model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        args.out = os.path.join("runs", f"{args.dataset or 'digits'}-{args.model or 'mlp'}-"
+                                        f"{time.strftime('%Y%m%d-%H%M%S')}")
+    if not str(args.out).strip():
+        raise CLIError(f"--out: expected a directory path, got {args.out!r}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {args.out!r} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise CLIError(f"output directory {args.out!r} already exists; pass --resume to continue "
                        f"its run, --overwrite to replace it, or choose another --out")
-    if args.resume and (out / LAST).is_file():
-        stored = load_checkpoint(out / LAST)["config"]
-    cfg = resolve_config(args, stored)
-    model, loss, data = build_run(cfg, data_dir=cfg["data_dir"])
-    config = {k: cfg[k] for k in RUN_KEYS}
-    config.update(readout_resolved=cfg["readout_resolved"], input_shape=cfg["input_shape"],
-                  num_classes=cfg["num_classes"], data_dir=cfg["data_dir"], device=cfg["device"],
+    stored = None
+    if args.resume and (out / "last.pt").is_file():
+        ck = load_checkpoint(out / "last.pt")
+        stored, done = ck["config"], int(ck["epoch"])
+        del ck
+        if args.epochs is not None and args.epochs < done:
+            raise CLIError(f"--epochs {args.epochs} is less than the {done} epochs the run in "
+                           f"{args.out!r} has already done; pass --epochs >= {done} to extend it")
+        _check_stored_loss(stored.get("loss"), args.loss, args.trust_checkpoint_code,
+                           f"the run in {args.out!r}")
+    cfg = _resolve(_given(args), stored)
+    if _is_main_process():
+        _check_writable(out, args.out)
+    try:
+        model, loss, data = build_run(cfg)
+    except (ValueError, TypeError) as e:
+        raise CLIError(str(e)) from e
+    config = cfg.run_dict()
+    config.update(readout_resolved=resolved_readout(cfg), input_shape=list(data.input_shape),
+                  num_classes=int(data.num_classes), data_dir=cfg.data_dir, device=cfg.device,
                   command="train", version=__version__)
     if _is_main_process():
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"{cfg['dataset']}: input {tuple(cfg['input_shape'])} x T={cfg['time_steps']}, "
-              f"{cfg['num_classes']} classes; model {cfg['model']} ({cfg['neuron']}, "
-              f"readout {cfg['readout_resolved']}, {n_params} parameters); loss {cfg['loss']}; "
+        print(f"{cfg.dataset}: input {tuple(data.input_shape)} x T={cfg.time_steps}, "
+              f"{data.num_classes} classes; model {cfg.model} ({cfg.neuron}, readout "
+              f"{config['readout_resolved']}, {n_params} parameters); loss {cfg.loss}; "
               f"out {args.out}", flush=True)
-    alpha_lr = cfg["alpha_lr"]
-    if alpha_lr is not None and not cfg["learn_alpha"]:
+    alpha_lr = cfg.alpha_lr
+    if alpha_lr is not None and not cfg.learn_alpha:
         if _is_main_process():
             print(f"{PROG}: warning: --alpha-lr {alpha_lr:g} has no effect without --learn-alpha "
                   f"(the surrogate alphas are fixed); ignored", file=sys.stderr, flush=True)
         alpha_lr = None
-    history = fit(model, loss, data.train, data.test, epochs=cfg["epochs"], optimizer=cfg["optimizer"],
-                  lr=cfg["lr"], alpha_lr=alpha_lr,
-                  scheduler=None if cfg["scheduler"] == "constant" else cfg["scheduler"],
-                  device=cfg["device"], grad_clip=cfg["grad_clip"], out_dir=args.out,
-                  resume=args.resume, overwrite=args.overwrite, seed=cfg["seed"],
+    callbacks = _sinks(cfg.log)
+    history = fit(model, loss, data.train, data.test, epochs=cfg.epochs, optimizer=cfg.optimizer,
+                  lr=cfg.lr, weight_decay=cfg.weight_decay or 0.0, alpha_lr=alpha_lr,
+                  scheduler=None if cfg.scheduler == "constant" else cfg.scheduler,
+                  device=cfg.device, grad_clip=cfg.grad_clip, amp=cfg.amp, out_dir=args.out,
+                  resume=args.resume, overwrite=args.overwrite, seed=cfg.seed,
                   progress=not args.no_progress, verbose=True, config=config,
-                  plot=not args.no_plots)
+                  plot=not args.no_plots, callbacks=callbacks)
     if _is_main_process() and history.records:
         last = history.last
         acc = last.get("test_acc")
@@ -345,6 +266,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             msg += f" (best {history.best['metric']} {_pct(history.best)} at epoch {history.best['epoch']})"
         print(f"{msg}; checkpoints and metrics in {args.out}", flush=True)
     return 0
+
+
+def _sinks(log: Optional[str]) -> list:
+    from .train import make_sinks, parse_sinks
+    try:
+        return make_sinks(parse_sinks(log))
+    except ImportError as e:
+        raise CLIError(f"--log {log}: {e}") from None
 
 
 def _pct(best):
@@ -358,8 +287,8 @@ _EVAL_REQUIRED = ("dataset", "model", "neuron", "surrogate", "alpha", "learn_alp
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .train import CheckpointError, evaluate, load_checkpoint, load_model_state
-    from .train.loop import resolve_device
+    from .train import (CheckpointError, OptionError, RunConfig, build_run, enable_recording,
+                        evaluate, load_checkpoint, load_model_state, resolve_device)
 
     ck = load_checkpoint(args.checkpoint)
     stored = ck["config"]
@@ -369,26 +298,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"checkpoint {args.checkpoint!r} has no usable command-line configuration (missing "
             f"{missing}); 'eval' needs a checkpoint written by 'surrogate-nets train' (for one "
             f"written by train.fit from Python, rebuild the model and call train.evaluate)")
-    cfg = {k: stored.get(k, DEFAULTS.get(k)) for k in RUN_KEYS + PLACE_KEYS}
-    cfg["loss_kw"] = _loss_kwargs(cfg["loss_kw"])
-    cfg["readout"] = stored.get("readout_resolved", stored["readout"])
-    cfg["limit_train"] = None
-    data_dir = args.data_dir if args.data_dir is not None else stored.get("data_dir")
+    _check_stored_loss(stored.get("loss"), args.loss, args.trust_checkpoint_code,
+                       f"checkpoint {args.checkpoint!r}")
+    stored = dict(stored, readout=stored.get("readout_resolved", stored["readout"]),
+                  limit_train=None)
     try:
-        model, loss, data = build_run(cfg, train=False, test=True, data_dir=data_dir,
-                                      test_batch_size=args.batch_size)
-    except CLIError:
-        raise
-    except (ValueError, TypeError, KeyError) as e:
+        cfg = RunConfig.resolve({"data_dir": args.data_dir if args.data_dir is not None
+                                 else stored.get("data_dir")}, stored)
+        model, loss, data = build_run(cfg, train=False, test=True, test_batch_size=args.batch_size)
+    except (OptionError, ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"checkpoint {args.checkpoint!r}: its stored configuration cannot be "
                               f"rebuilt by this version of surrogate_nets: {e}") from e
-    if list(stored.get("input_shape", cfg["input_shape"])) != cfg["input_shape"]:
+    if list(stored.get("input_shape", data.input_shape)) != list(data.input_shape):
         raise CheckpointError(f"checkpoint {args.checkpoint!r} was trained on inputs of shape "
-                              f"{stored['input_shape']}, the data now give {cfg['input_shape']}")
+                              f"{stored['input_shape']}, the data now give {list(data.input_shape)}")
     load_model_state(model, ck["model"], f"checkpoint {args.checkpoint!r}")
     device = resolve_device(args.device)
     model.to(device)
-    from .train.loop import enable_recording
     enable_recording(model)
     res = evaluate(model, data.test, loss.to(device), device=device, progress=not args.no_progress)
     rec = next((r for r in reversed(ck.get("history") or []) if r.get("epoch") == ck["epoch"]), None)
@@ -406,6 +332,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
             line += f" (recorded at epoch {ck['epoch']}: {100 * stored_acc:.2f}%)"
         print(line)
     return 0
+
+
+# ------------------------------------------------------------------------------ deprecated aliases
+def __getattr__(name):
+    """``DEFAULTS``, ``RUN_KEYS``, ``PLACE_KEYS``, ``resolve_config`` and ``build_run`` of earlier
+    versions, now derived from :class:`surrogate_nets.train.RunConfig` (deprecated)."""
+    from .train import RunConfig, build_run as _build_run
+
+    if name == "DEFAULTS":
+        return {n: RunConfig.default_of(n) for n in RunConfig.names()}
+    if name == "RUN_KEYS":
+        return tuple(n for n in RunConfig.names() if n not in RunConfig.names("place"))
+    if name == "PLACE_KEYS":
+        return RunConfig.names("place")
+    if name == "resolve_config":
+        return lambda args, stored=None: _resolve(_given(args), stored).to_dict()
+    if name == "build_run":
+        def build_run(cfg, **kw):
+            if isinstance(cfg, dict):
+                cfg = _resolve({k: v for k, v in cfg.items() if k in RunConfig.names()})
+            return _build_run(cfg, **kw)
+        return build_run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -432,6 +381,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # unwritable --out, full disk: the message names the path and cause
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

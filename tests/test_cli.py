@@ -80,8 +80,8 @@ def test_overwrite_replaces_run(tmp_path, capsys):
     (["--dataset", "mnist-foo"], "invalid choice: 'mnist-foo' (choose from 'digits', 'randman'"),
     (["--model", "transformer"], "invalid choice: 'transformer' (choose from 'mlp', 'conv', 'recurrent')"),
     (["--neuron", "hodgkin"], "invalid choice: 'hodgkin'"),
-    (["--epochs", "-1"], "expected an integer >= 0"),
-    (["--weight-bits", "40"], "bit widths go from 1 to 16"),
+    (["--epochs", "-1"], "argument --epochs: expected a positive integer"),
+    (["--weight-bits", "40"], "argument --weight-bits: expected a bit width >= 1 (at most 16)"),
 ])
 def test_bad_options_list_valid_values(args, expected, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -269,7 +269,7 @@ def test_python_m_entry_point_and_torchrun(tmp_path):
     assert proc.stdout.count("final test accuracy") == 1  # rank 0 alone reports
 
 
-def test_eval_finds_a_relative_loss_file_from_another_directory(tmp_path, monkeypatch):
+def test_eval_finds_a_relative_loss_file_from_another_directory(tmp_path, monkeypatch, capsys):
     plugin_dir = tmp_path / "proj"
     plugin_dir.mkdir()
     (plugin_dir / "myloss.py").write_text(textwrap.dedent("""
@@ -283,6 +283,262 @@ def test_eval_finds_a_relative_loss_file_from_another_directory(tmp_path, monkey
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    assert run_cli("eval", out / "best.pt", "--no-progress") == 0
-    # and the run resumes from another directory too (same plug-in file)
+    # a plug-in named only by the checkpoint is not imported ...
+    assert run_cli("eval", out / "best.pt", "--no-progress") == 2
+    assert "would import and run that code" in capsys.readouterr().err
+    # ... unless named again (a relative path is resolved) or trusted explicitly
+    assert run_cli("eval", out / "best.pt", "--no-progress", "--loss", "../proj/myloss.py:MyLoss") == 0
+    assert run_cli("eval", out / "best.pt", "--no-progress", "--trust-checkpoint-code") == 0
+    # and the run resumes from another directory too (same plug-in file, named again)
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots",
+                   "--loss", str(plugin_dir / "myloss.py") + ":MyLoss") == 0
+
+
+# ------------------------------------------------------------------------------ bad input (issue 10)
+def cli_exit(args, capsys):
+    """Exit status of the command line (argparse errors raise SystemExit) and its stderr."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+BAD_TRAIN = [  # (extra options, the argument the message must name, more text it must contain)
+    (["--epochs", "0"], "--epochs", "positive integer"),
+    (["--epochs", "-1"], "--epochs", "positive integer"),
+    (["--epochs", "two"], "--epochs", "'two'"),
+    (["--lr", "0"], "--lr", "positive"),
+    (["--lr", "nan"], "--lr", "positive"),
+    (["--alpha", "-1"], "--alpha", "positive"),
+    (["--alpha", "inf"], "--alpha", "finite"),
+    (["--alpha-lr", "0"], "--alpha-lr", "positive"),
+    (["--weight-decay", "-0.1"], "--weight-decay", ">= 0"),
+    (["--grad-clip", "0"], "--grad-clip", "positive"),
+    (["--tau", "1"], "--tau", "> 1"),
+    (["--tau", "x"], "--tau", "'x'"),
+    (["--hidden", "0"], "--hidden", "positive"),
+    (["--layers", "0"], "--layers", "positive"),
+    (["--batch-size", "0"], "--batch-size", "positive"),
+    (["--time-steps", "0"], "--time-steps", "positive"),
+    (["--limit-train", "0"], "--limit-train", "positive"),
+    (["--limit-test", "-5"], "--limit-test", "positive"),
+    (["--workers", "-1"], "--workers", ">= 0"),
+    (["--seed", "-1"], "--seed", ">= 0"),
+    (["--weight-bits", "0"], "--weight-bits", "bit width"),
+    (["--weight-bits", "17"], "--weight-bits", "at most 16"),
+    (["--act-bits", "40"], "--act-bits", "at most 16"),
+    (["--dataset", "mnist-foo"], "--dataset", "invalid choice"),
+    (["--model", "transformer"], "--model", "invalid choice"),
+    (["--neuron", "hodgkin"], "--neuron", "invalid choice"),
+    (["--optimizer", "lbfgs"], "--optimizer", "invalid choice"),
+    (["--scheduler", "step"], "--scheduler", "invalid choice"),
+    (["--readout", "softmax"], "--readout", "invalid choice"),
+    (["--surrogate", "wiggle"], "--surrogate", "unknown surrogate 'wiggle'"),
+    (["--surrogate", ""], "--surrogate", "unknown surrogate"),
+    (["--loss", "hinge-xyz"], "--loss", "unknown loss 'hinge-xyz'"),
+    (["--loss", "mse"], "--loss", "does not train a classifier"),
+    (["--loss", "ce"], "--loss", "does not train a classifier"),
+    (["--loss", "cross-entropy"], "--loss", "does not train a classifier"),
+    (["--loss", "mse-membrane"], "--loss", "does not train a classifier"),
+    (["--loss", ""], "--loss", "expected a loss name"),
+    (["--loss-kw", "no_equals_sign"], "--loss-kw", "key=value"),
+    (["--loss-kw", "1x=2"], "--loss-kw", "key=value"),
+    (["--out", ""], "--out", "expected a directory path"),
+    (["--resume"], "--resume", "needs --out"),
+]
+
+
+@pytest.mark.parametrize("extra, arg, text", BAD_TRAIN, ids=[" ".join(c[0]) or "empty" for c in BAD_TRAIN])
+def test_bad_train_options_exit_2_naming_the_argument(extra, arg, text, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", *QUICK, *extra]
+    if "--out" not in extra and "--resume" not in extra:
+        args += ["--out", tmp_path / "o"]
+    code, err = cli_exit(args, capsys)
+    assert code == 2, err
+    assert arg in err and text in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "o" / "last.pt").exists()
+
+
+def test_bad_eval_options_exit_2(tmp_path, capsys):
+    code, err = cli_exit(["eval", tmp_path / "x.pt", "--batch-size", "0"], capsys)
+    assert code == 2 and "--batch-size" in err and "Traceback" not in err
+
+
+def test_unwritable_or_impossible_out_is_a_usage_error(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, err = cli_exit(["train", *QUICK, "--out", blocker / "sub"], capsys)
+    assert code == 2 and "--out" in err and "cannot create" in err and "Traceback" not in err
+    code, err = cli_exit(["train", *QUICK, "--out", blocker], capsys)
+    assert code == 2 and "not a directory" in err
+
+
+def test_full_disk_names_the_path_and_the_cause(tmp_path, capsys, monkeypatch):
+    import errno
+    import surrogate_nets._io as io_mod
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io_mod.os, "fsync", no_space)
+    out = tmp_path / "r"
+    code, err = cli_exit(["train", *QUICK, "--epochs", 1, "--out", out], capsys)
+    assert code == 1, err
+    assert "could not write" in err and str(out) in err and "disk is full" in err
+    assert "Traceback" not in err and "enforce fail" not in err
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 2, "--out", out) == 0
+    before = (out / "config.json").read_text()
+    code, err = cli_exit(["train", "--out", out, "--resume", "--epochs", 1, "--no-progress"], capsys)
+    assert code == 2 and "--epochs 1 is less than the 2 epochs" in err
+    assert (out / "config.json").read_text() == before
+    # the same number of epochs: nothing to do, nothing changes
     assert run_cli("train", "--out", out, "--resume", "--epochs", 2, "--no-progress", "--no-plots") == 0
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2
+
+
+def test_crafted_checkpoint_runs_no_code(trained, tmp_path, capsys):
+    """Issue 10.1: config["loss"] = "os:system" in a checkpoint that loads with weights_only."""
+    marker = tmp_path / "pwned"
+    ck = torch.load(trained / "last.pt", weights_only=True)
+    ck["config"]["loss"] = "os:system"
+    ck["config"]["loss_kw"] = {"command": f"touch {marker}"}
+    evil = tmp_path / "evil.pt"
+    train.save_checkpoint(ck, evil)
+    code, err = cli_exit(["eval", evil, "--no-progress"], capsys)
+    assert code == 2 and "'os:system'" in err and "--trust-checkpoint-code" in err
+    assert not marker.exists()
+    # --resume of a run directory holding it: refused the same way
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    train.save_checkpoint(ck, run_dir / "last.pt")
+    code, err = cli_exit(["train", "--out", run_dir, "--resume", "--epochs", 3, "--no-progress"], capsys)
+    assert code == 2 and "would import and run that code" in err
+    assert not marker.exists()
+    # even when trusted, only a Module class or a loss function is built: os.system is neither
+    code, err = cli_exit(["eval", evil, "--no-progress", "--trust-checkpoint-code"], capsys)
+    assert code != 0 and "torch.nn.Module subclass" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------ research workflow (issue 12.2)
+def test_config_file_flags_override_and_resolved_config_is_stored(tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text('hidden = 24\nlayers = 2\nlr = 0.005\nneuron = "plif"\nweight-decay = 0.01\n'
+                    'loss = "rate-ce"\nloss_kw = {label_smoothing = 0.1}\nlog = "csv"\n')
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--config", toml, "--lr", 0.003, "--out", out) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["layers"] == 2 and cfg["neuron"] == "plif" and cfg["loss"] == "rate-ce"
+    assert cfg["lr"] == 0.003 and cfg["hidden"] == 32  # flags (QUICK has --hidden 32) win
+    assert cfg["weight_decay"] == 0.01 and cfg["fit"]["weight_decay"] == 0.01
+    assert cfg["loss_kw"] == {"label_smoothing": 0.1}
+    ck = torch.load(out / "last.pt", weights_only=True)
+    assert ck["optimizer"]["param_groups"][0]["weight_decay"] == 0.01
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss") and len(rows) == 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("lr = -1\n", "lr = -1: --lr: expected a positive"),
+    ("hiden = 3\n", "unknown option 'hiden'"),
+    ("lr = \n", "not valid TOML"),
+    ("learn_alpha = \"yes\"\n", "expected true or false"),
+])
+def test_bad_config_file_exit_2(tmp_path, capsys, text, expected):
+    toml = tmp_path / "bad.toml"
+    toml.write_text(text)
+    code, err = cli_exit(["train", *QUICK, "--config", toml, "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "--config" in err and expected in err and "Traceback" not in err
+    code, err = cli_exit(["train", *QUICK, "--config", tmp_path / "none.toml"], capsys)
+    assert code == 2 and "cannot read" in err
+
+
+def test_log_sinks_csv_and_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")  # the test extra installs it
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 2, "--log", "tensorboard,csv", "--out", out) == 0
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and "test_acc" in rows[0]
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("test_acc")] == [1, 2]
+    # resumed and extended: each epoch once in the CSV
+    assert run_cli("train", "--out", out, "--resume", "--epochs", 3, "--no-progress", "--no-plots") == 0
+    assert [r.split(",")[0] for r in (out / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", *QUICK, "--log", "wandb", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_trains_and_is_part_of_the_run(tmp_path, amp, capsys):
+    out = tmp_path / amp
+    assert run_cli("train", *QUICK, "--epochs", 1, "--amp", amp, "--out", out) == 0
+    ck = torch.load(out / "last.pt", weights_only=True)
+    assert ck["config"]["amp"] == amp and ck["config"]["fit"]["amp"] == amp
+    assert (ck["amp"] is not None) == (amp == "fp16")  # the GradScaler state
+    assert 0 < ck["history"][-1]["train_loss"] < 10  # finite; accuracy: see the README's table
+    code, err = cli_exit(["train", "--out", out, "--resume", "--epochs", 2, "--amp",
+                          "fp16" if amp == "bf16" else "bf16", "--no-progress"], capsys)
+    assert code == 1 and "amp" in err  # precision is part of the run's configuration
+
+
+SG_PLUGIN = textwrap.dedent("""
+    import torch
+    from surrogate_nets.surrogate import Surrogate
+
+    class WideSigmoid(Surrogate):
+        name = "wide_sigmoid"
+        default_alpha = 2.0
+
+        def primitive(self, x, alpha=None):
+            a = self.alpha if alpha is None else alpha
+            return torch.sigmoid(a * x)
+
+    def not_a_family():
+        return 1
+""")
+
+
+def test_pip_installed_surrogate_family_works_on_the_command_line(tmp_path, monkeypatch):
+    """Issue 9.8: surrogates are entry-point plug-ins (group surrogate_nets.surrogates) like losses."""
+    from surrogate_nets import surrogate
+    (tmp_path / "snl_sg_plugin.py").write_text(SG_PLUGIN)
+    info = tmp_path / "snl_sg_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: snl-sg-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[surrogate_nets.surrogates]\nwide-sigmoid = "
+                                           "snl_sg_plugin:WideSigmoid\nbroken = snl_sg_plugin:not_a_family\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "wide-sigmoid" in surrogate.names()
+    sg = surrogate.get("Wide_Sigmoid", alpha=3.0)   # one normalisation: case, '-' and '_'
+    assert type(sg).__name__ == "WideSigmoid" and float(sg.alpha) == 3.0
+    with pytest.raises(TypeError, match="not a Surrogate subclass"):
+        surrogate.get("broken")
+    out = tmp_path / "r"
+    assert run_cli("train", *QUICK, "--epochs", 1, "--surrogate", "wide-sigmoid", "--out", out) == 0
+    assert json.loads((out / "config.json").read_text())["surrogate"] == "wide-sigmoid"
+
+
+def test_bf16_reaches_the_float32_accuracy_on_digits(tmp_path):
+    """Issue 12.2: bf16 autocast training on DigitEvents is not worse than float32 by more than
+    one point (a reduced run: 480 samples, 3 epochs; the full default run: README)."""
+    small = ["--limit-train", 480, "--limit-test", 480, "--hidden", 64, "--time-steps", 6,
+             "--epochs", 3, "--no-progress", "--no-plots"]
+    acc = {}
+    for amp in (None, "bf16"):
+        out = tmp_path / str(amp)
+        assert run_cli("train", *small, *(["--amp", amp] if amp else []), "--out", out) == 0
+        acc[amp] = torch.load(out / "last.pt", weights_only=True)["history"][-1]["test_acc"]
+    assert acc[None] > 0.6
+    assert acc["bf16"] >= acc[None] - 0.01, acc

@@ -400,7 +400,9 @@ def test_import_path_plugin(tmp_path, monkeypatch):
     out = torch.ones(3, 4, 3)
     loss = L.get("snl_tmp_plugin:PluginLoss", scale=0.5)
     assert type(loss).__name__ == "PluginLoss" and loss(out, Y).item() == pytest.approx(1.5)
-    assert L.get("snl_tmp_plugin:make_plugin", scale=1.0).scale == 2.0  # factory
+    # a factory by import path is refused (only Module classes and loss functions are built)
+    with pytest.raises(TypeError, match="make_plugin.*torch.nn.Module subclass"):
+        L.get("snl_tmp_plugin:make_plugin", scale=1.0)
     plain = L.get("snl_tmp_plugin:plain_loss", power=2)  # a plain (output, target) function
     assert isinstance(plain, L.FunctionLoss) and plain(out, Y).item() == 36.0 ** 2
     by_file = L.get(f"{tmp_path / 'snl_tmp_plugin.py'}:PluginLoss")
@@ -547,8 +549,7 @@ def test_register_user_loss():
         assert isinstance(L.get("snl_user_test", correct_rate=1.0), L.CountMSE)
         assert "snl-user-test" in L.names()
     finally:
-        from surrogate_nets.losses import registry
-        registry._REGISTRY.pop("snl-user-test")
+        L.unregister("snl-user-test")
     with pytest.raises(ValueError, match="without ':'"):
         L.register("a:b", L.CountMSE)
 
@@ -567,3 +568,15 @@ def test_predict_follows_the_loss_readout():
     assert L.MembraneCrossEntropy(reduce="last").predict(mem).tolist() == [1]
     assert L.RegularizedLoss(L.FirstSpikeLoss(), L.SpikeL1()).predict(out).tolist() == [0]
     assert L.RateCrossEntropy().predict(torch.tensor([[0.1, 0.9]])).tolist() == [1]
+
+
+def test_one_name_normalisation_for_losses_and_surrogates():
+    from surrogate_nets import surrogate
+    from surrogate_nets._registry import normalize
+    assert normalize(" Fast-Sigmoid ") == normalize("fast_sigmoid") == "fast_sigmoid"
+    assert type(surrogate.get("FAST-SIGMOID")) is type(surrogate.get("fast_sigmoid"))
+    assert type(L.get("Rate_CE")) is type(L.get("rate-ce"))
+    assert L.canonical("CE_RATE") == "rate-ce" and L.is_builtin("count_ce")
+    assert not L.is_builtin("os:system") and L.canonical("os:system") is None
+    assert "mse" in L.names() and "mse" not in L.names(task="classification")
+    assert "rate-ce" in L.names(task="classification")

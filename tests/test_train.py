@@ -494,3 +494,183 @@ def test_option_added_later_at_its_default_is_no_config_difference():
     old = {"lr": 1e-3, "fit": {"lr": 1e-3}}           # written before alpha_lr existed
     assert config_differences(old, {"lr": 1e-3, "alpha_lr": None, "fit": {"lr": 1e-3, "alpha_lr": None}}) == []
     assert config_differences(old, {"lr": 1e-3, "fit": {"lr": 1e-3, "alpha_lr": 0.1}}) != []
+
+
+WORKER_QUANT = textwrap.dedent("""
+    import os, sys, torch
+    sys.path.insert(0, {root!r}); sys.path.insert(0, {here!r})
+    from test_train import TinySNN, loaders, CE
+    from surrogate_nets import train
+    from surrogate_nets.quant import QuantAct
+    torch.set_num_threads(1)
+
+    class QuantInput(TinySNN):  # LSQ step initialised from each rank's own first batch
+        def __init__(self):
+            super().__init__()
+            self.q = QuantAct(bits=4, signed=True)
+
+        def forward(self, x):
+            return super().forward(self.q(x))
+
+    torch.manual_seed(0)
+    model = QuantInput()
+    tr, te = loaders()
+    train.fit(model, CE(), tr, te, epochs=2, lr=1e-2, out_dir={out!r}, sync_init={sync!r},
+              progress=False, verbose=False, plot=False)
+    torch.save(dict(model.state_dict()), os.path.join({out!r}, "params_rank%s.pt" % os.environ["RANK"]))
+""")
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_two_process_data_dependent_init_agrees_across_ranks(tmp_path, sync):
+    """Issue 10.2: the LSQ step of a QuantAct, initialised from each rank's first batch after the
+    DDP wrap, is made equal on every rank; every parameter and buffer agrees at the end. The
+    ``sync=False`` run shows that the test can fail: the ranks then train different models."""
+    out = tmp_path / "ddp"
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_QUANT.format(root=ROOT, here=os.path.dirname(os.path.abspath(__file__)),
+                                          out=str(out), sync=sync))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--rdzv_backend=c10d", "--rdzv_endpoint=localhost:0", str(script)],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    p0 = torch.load(out / "params_rank0.pt", weights_only=True)
+    p1 = torch.load(out / "params_rank1.pt", weights_only=True)
+    assert any("step" in k for k in p0)
+    if sync:
+        assert_same_params(p0, p1)
+    else:
+        assert any(not torch.equal(p0[k], p1[k]) for k in p0)
+
+
+# ------------------------------------------------------------------------------ faults
+class _Killed(BaseException):
+    """Stands for SIGKILL inside the process (not an Exception: nothing may catch it)."""
+
+
+def _inject_kill(monkeypatch, at: int, after: bool, out):
+    """Kill at the ``at``-th atomic rename (before it, leaving a temporary file behind as a real
+    SIGKILL would, or right after it)."""
+    import surrogate_nets._io as io_mod
+    real = os.replace
+    calls = [0]
+
+    def replace(src, dst):
+        calls[0] += 1
+        if calls[0] == at:
+            if after:
+                real(src, dst)
+            else:  # what a SIGKILL during the write leaves: a partial temporary file
+                with open(os.path.join(out, f".{os.path.basename(dst)}.dead.tmp"), "wb") as fh:
+                    fh.write(b"partial")
+            raise _Killed(f"killed at write {at} ({os.path.basename(dst)}, after={after})")
+        return real(src, dst)
+
+    monkeypatch.setattr(io_mod.os, "replace", replace)
+    return calls
+
+
+def _count_writes(tmp_path, monkeypatch, epochs):
+    calls = _inject_kill(monkeypatch, at=-1, after=False, out=tmp_path)
+    run(tmp_path / "count", epochs=epochs)
+    monkeypatch.undo()
+    return calls[0]
+
+
+def test_kill_at_every_checkpoint_write_point_then_resume(tmp_path, monkeypatch):
+    """Issue 10.3: a kill before or after each atomic write (config, metrics, best.pt, last.pt),
+    then a resume: the result equals an uninterrupted run, best.pt holds the epoch that last.pt
+    and the history call best, metrics.jsonl lists each epoch once, no temporary file is left."""
+    epochs = 3
+    ref_model, ref_hist = run(tmp_path / "ref", epochs=epochs)
+    n = _count_writes(tmp_path, monkeypatch, epochs)
+    assert n >= 2 + epochs  # config + metrics, then at least last.pt per epoch
+    for at in range(1, n + 1):
+        for after in (False, True):
+            out = tmp_path / f"k{at}{'a' if after else 'b'}"
+            out.mkdir()
+            _inject_kill(monkeypatch, at, after, out)
+            with pytest.raises(_Killed):
+                run(out, epochs=epochs)
+            monkeypatch.undo()
+            model, hist = run(out, epochs=epochs, resume=True)
+            assert_same_params(model, ref_model)
+            assert hist["test_acc"] == ref_hist["test_acc"]
+            last = train.load_checkpoint(out / "last.pt")
+            best = train.load_checkpoint(out / "best.pt")
+            assert best["epoch"] == last["best"]["epoch"] == hist.best["epoch"] == ref_hist.best["epoch"]
+            assert not list(out.glob(".*.tmp")), (at, after)
+            recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+            assert [r["epoch"] for r in recs] == list(range(1, epochs + 1)), (at, after)
+
+
+def test_stale_best_is_repaired_on_resume(tmp_path):
+    out = tmp_path / "r"
+    run(out, epochs=2, best_metric="train_loss")  # train loss falls: best = last = epoch 2
+    last = train.load_checkpoint(out / "last.pt")
+    assert last["best"]["epoch"] == 2
+    stale = dict(last, epoch=1)
+    train.save_checkpoint(stale, out / "best.pt")  # as if a kill had left an older best.pt
+    run(out, epochs=2, resume=True, best_metric="train_loss")
+    best = train.load_checkpoint(out / "best.pt")
+    assert best["epoch"] == 2
+    assert_same_params(best["model"], last["model"])
+
+
+def test_flipped_bytes_are_refused_and_the_file_kept(tmp_path):
+    """Issue 10.11: the CRC of every archive member is checked; a damaged file is refused with a
+    clear error and left in place, the other checkpoint still loads."""
+    import zipfile
+    out = tmp_path / "r"
+    run(out, epochs=2)
+    path = out / "last.pt"
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = max(zf.infolist(), key=lambda i: i.file_size)  # the largest tensor's bytes
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.file_size // 2] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(train.CheckpointError, match="corrupt.*CRC"):
+        train.load_checkpoint(path)
+    with pytest.raises(train.CheckpointError, match="corrupt"):
+        run(out, epochs=3, resume=True)
+    assert path.read_bytes() == bytes(data)  # not replaced by the refused resume
+    assert train.load_checkpoint(out / "best.pt")["epoch"] >= 1
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(tmp_path):
+    out = tmp_path / "r"
+    run(out, epochs=2)
+    before = (out / "config.json").read_text()
+    with pytest.raises(ValueError, match="epochs=1 is less than the 2 epochs"):
+        run(out, epochs=1, resume=True)
+    assert (out / "config.json").read_text() == before
+
+
+# ------------------------------------------------------------------------------ stateful callbacks
+def _annealed(out, epochs, resume=False):
+    torch.manual_seed(123)
+    model = TinySNN(sg=surrogate.get("atan", alpha=1.0))
+    sched = surrogate.AlphaSchedule(model, 1.0, 16.0, steps=3, mode="exp")
+    tr, te = loaders()
+    train.fit(model, CE(), tr, te, epochs=epochs, lr=1e-2, seed=0, out_dir=out, resume=resume,
+              callbacks=[sched], progress=False, verbose=False, plot=False)
+    return model, sched
+
+
+def test_alpha_schedule_state_survives_resume(tmp_path):
+    """Issue 10.7: fit steps a schedule once per epoch and saves its state; a resumed annealed
+    run ends with the same alpha and parameters as an uninterrupted one."""
+    full, s_full = _annealed(tmp_path / "full", 4)
+    assert s_full.n == 4 and full.sg.alpha == pytest.approx(16.0)
+    _annealed(tmp_path / "part", 2)
+    part, s_part = _annealed(tmp_path / "part", 4, resume=True)
+    assert s_part.n == 4 and part.sg.alpha == pytest.approx(16.0)
+    assert_same_params(part, full)
+    assert train.load_checkpoint(tmp_path / "part" / "last.pt")["callbacks"] == [{"n": 4}]
+    torch.manual_seed(123)
+    model = TinySNN(sg=surrogate.get("atan", alpha=1.0))
+    with pytest.raises(train.CheckpointError, match="stateful callbacks at positions \\[0\\]"):
+        train.fit(model, CE(), *loaders(), epochs=5, lr=1e-2, out_dir=tmp_path / "part",
+                  resume=True, progress=False, verbose=False, plot=False)  # without the schedule

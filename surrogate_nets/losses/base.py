@@ -8,7 +8,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._common import check_reduction, reduce
+from ._common import (ce_normaliser, check_class_output, check_class_target, check_label_smoothing,
+                      check_reduction, make_weight, reduce, weight_for)
 
 
 class SpikeLoss(nn.Module):
@@ -86,3 +87,32 @@ class SpikeLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
+
+
+class _WeightedClassLoss(SpikeLoss):
+    r"""Base of the classification losses with torch-style class weights and label smoothing.
+
+    Holds ``weight`` (a buffer ``[C]`` or ``None``) and ``label_smoothing`` (in ``[0, 1]``),
+    checked once here, and :meth:`_checked`, the one place that validates ``output``
+    ``[T, B, C]`` and the target (class indices ``[B]``, or probabilities ``[B, C]``) and returns
+    the weight on the output's device and dtype. The weighted ``"mean"`` divides by
+    :math:`\sum_b w_{y_b}` (:meth:`_reduce_ce`), as :class:`torch.nn.CrossEntropyLoss` does.
+    """
+
+    def __init__(self, weight=None, label_smoothing: float = 0.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", make_weight(weight))
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+
+    def _checked(self, output: torch.Tensor, target, allow_probabilities: bool = True):
+        """``(target, weight)`` after checking ``output`` and ``target``."""
+        check_class_output(output)
+        target = check_class_target(target, output, allow_probabilities=allow_probabilities)
+        return target, weight_for(self.weight, output)
+
+    def _reduce_ce(self, per_sample: torch.Tensor, weight, target) -> torch.Tensor:
+        return self._reduce(per_sample, ce_normaliser(weight, target))
+
+    def _ce_repr(self) -> str:
+        return (f"label_smoothing={self.label_smoothing}, weighted={self.weight is not None}, "
+                f"reduction={self.reduction!r}")

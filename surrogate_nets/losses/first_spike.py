@@ -8,17 +8,8 @@ from typing import Optional
 import torch
 
 from .._validate import check_choice, check_positive, check_same_device, check_time_major, describe
-from ._common import (
-    ce_normaliser,
-    check_bool,
-    check_class_output,
-    check_class_target,
-    check_label_smoothing,
-    cross_entropy_rows,
-    make_weight,
-    weight_for,
-)
-from .base import SpikeLoss
+from ._common import check_bool, check_class_output, check_class_target, cross_entropy_rows
+from .base import _WeightedClassLoss
 
 
 def first_spike_time(spikes: torch.Tensor) -> torch.Tensor:
@@ -75,7 +66,7 @@ def _check_time_arg(value, name: str, allow_none: bool):
     return float(value)
 
 
-class FirstSpikeLoss(SpikeLoss):
+class FirstSpikeLoss(_WeightedClassLoss):
     r"""Time-to-first-spike loss: the correct class should fire first (``"ce"``), or every
     output neuron should fire at a target time (``"mse"``).
 
@@ -129,15 +120,13 @@ class FirstSpikeLoss(SpikeLoss):
                  off_target: Optional[float] = None, tolerance: float = 0.0,
                  target_is_time: bool = False, weight=None, label_smoothing: float = 0.0,
                  reduction: str = "mean") -> None:
-        super().__init__(reduction)
+        super().__init__(weight, label_smoothing, reduction)
         self.mode = check_choice(mode, "mode", ("ce", "mse"))
         self.inverse = check_choice(inverse, "inverse", ("negate", "reciprocal"))
         self.on_target = _check_time_arg(on_target, "on_target", allow_none=False)
         self.off_target = _check_time_arg(off_target, "off_target", allow_none=True)
         self.tolerance = float(check_positive(tolerance, "tolerance", allow_zero=True))
         self.target_is_time = check_bool(target_is_time, "target_is_time")
-        self.register_buffer("weight", make_weight(weight))
-        self.label_smoothing = check_label_smoothing(label_smoothing)
         if self.mode == "mse" and (self.weight is not None or self.label_smoothing != 0.0):
             raise ValueError(
                 "weight and label_smoothing apply to mode='ce' only, got mode='mse' with "
@@ -166,11 +155,10 @@ class FirstSpikeLoss(SpikeLoss):
         T, B, C = output.shape
         times = first_spike_time(output)
         if self.mode == "ce":
-            target = check_class_target(target, output)
-            w = weight_for(self.weight, output)
+            target, w = self._checked(output, target)
             logits = -times if self.inverse == "negate" else 1.0 / (times + 1.0)
             per = cross_entropy_rows(logits, target, w, self.label_smoothing)
-            return self._reduce(per, ce_normaliser(w, target))
+            return self._reduce_ce(per, w, target)
         if self.target_is_time:
             if not isinstance(target, torch.Tensor) or not target.is_floating_point() \
                     or tuple(target.shape) != (B, C):
@@ -195,8 +183,7 @@ class FirstSpikeLoss(SpikeLoss):
 
     def extra_repr(self) -> str:
         if self.mode == "ce":
-            return (f"mode='ce', inverse={self.inverse!r}, label_smoothing={self.label_smoothing}, "
-                    f"weighted={self.weight is not None}, reduction={self.reduction!r}")
+            return f"mode='ce', inverse={self.inverse!r}, " + self._ce_repr()
         return (f"mode='mse', on_target={self.on_target}, off_target={self.off_target}, "
                 f"tolerance={self.tolerance}, target_is_time={self.target_is_time}, "
                 f"reduction={self.reduction!r}")

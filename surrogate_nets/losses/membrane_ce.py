@@ -5,16 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._validate import check_choice
-from ._common import (
-    ce_normaliser,
-    check_class_output,
-    check_class_target,
-    check_label_smoothing,
-    cross_entropy_rows,
-    make_weight,
-    weight_for,
-)
-from .base import SpikeLoss
+from ._common import cross_entropy_rows
+from .base import _WeightedClassLoss
 
 _REDUCERS = ("max", "mean", "last", "sum")
 
@@ -36,7 +28,7 @@ def reduce_time(trace: torch.Tensor, how: str) -> torch.Tensor:
     return trace[-1]
 
 
-class MembraneCrossEntropy(SpikeLoss):
+class MembraneCrossEntropy(_WeightedClassLoss):
     r"""Cross entropy on the membrane potential of a non-spiking (LI) readout layer.
 
     The trace :math:`v_{t,b,c}` is reduced over time to logits :math:`z_{b,c}`, then
@@ -71,26 +63,21 @@ class MembraneCrossEntropy(SpikeLoss):
 
     def __init__(self, reduce: str = "max", weight=None, label_smoothing: float = 0.0,
                  reduction: str = "mean") -> None:
-        super().__init__(reduction)
+        super().__init__(weight, label_smoothing, reduction)
         if not isinstance(reduce, str):
             raise TypeError(f"reduce must be one of {list(_REDUCERS)} (a str), got "
                             f"{type(reduce).__name__} {reduce!r}")
         self.reduce = check_choice(reduce, "reduce", _REDUCERS)
-        self.register_buffer("weight", make_weight(weight))
-        self.label_smoothing = check_label_smoothing(label_smoothing)
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """``argmax_c`` of the trace reduced over time as the loss reduces it."""
         return reduce_time(output.detach(), self.reduce).argmax(-1)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        check_class_output(output)
-        target = check_class_target(target, output)
-        w = weight_for(self.weight, output)
+        target, w = self._checked(output, target)
         logits = reduce_time(output, self.reduce)
         per = cross_entropy_rows(logits, target, w, self.label_smoothing)
-        return self._reduce(per, ce_normaliser(w, target))
+        return self._reduce_ce(per, w, target)
 
     def extra_repr(self) -> str:
-        return (f"reduce={self.reduce!r}, label_smoothing={self.label_smoothing}, "
-                f"weighted={self.weight is not None}, reduction={self.reduction!r}")
+        return f"reduce={self.reduce!r}, " + self._ce_repr()

@@ -5,20 +5,11 @@ from __future__ import annotations
 import torch
 
 from .._validate import check_choice
-from ._common import (
-    ce_normaliser,
-    check_class_output,
-    check_class_target,
-    check_label_smoothing,
-    cross_entropy_rows,
-    make_weight,
-    per_step_cross_entropy,
-    weight_for,
-)
-from .base import SpikeLoss
+from ._common import cross_entropy_rows, per_step_cross_entropy
+from .base import _WeightedClassLoss
 
 
-class RateCrossEntropy(SpikeLoss):
+class RateCrossEntropy(_WeightedClassLoss):
     r"""Cross entropy on the output spikes, per time step (``"rate"``) or on the spike count.
 
     With :math:`\mathrm{CE}(z, y) = -w_y \log \mathrm{softmax}(z)_y` (plus label smoothing
@@ -52,21 +43,16 @@ class RateCrossEntropy(SpikeLoss):
 
     def __init__(self, mode: str = "rate", weight=None, label_smoothing: float = 0.0,
                  reduction: str = "mean") -> None:
-        super().__init__(reduction)
+        super().__init__(weight, label_smoothing, reduction)
         self.mode = check_choice(mode, "mode", ("rate", "count"))
-        self.register_buffer("weight", make_weight(weight))
-        self.label_smoothing = check_label_smoothing(label_smoothing)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        check_class_output(output)
-        target = check_class_target(target, output)
-        w = weight_for(self.weight, output)
+        target, w = self._checked(output, target)
         if self.mode == "count":
             per = cross_entropy_rows(output.sum(0), target, w, self.label_smoothing)
         else:
             per = per_step_cross_entropy(output, target, w, self.label_smoothing)
-        return self._reduce(per, ce_normaliser(w, target))
+        return self._reduce_ce(per, w, target)
 
     def extra_repr(self) -> str:
-        return (f"mode={self.mode!r}, label_smoothing={self.label_smoothing}, "
-                f"weighted={self.weight is not None}, reduction={self.reduction!r}")
+        return f"mode={self.mode!r}, " + self._ce_repr()

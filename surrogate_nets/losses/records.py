@@ -12,7 +12,7 @@ follow it by filling such a dict in its ``forward``.
 
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Callable, Dict, List, Sequence
 
 import torch
 from torch import nn
@@ -43,6 +43,38 @@ def collect(model: nn.Module, key: str = "s") -> List[torch.Tensor]:
             if isinstance(value, torch.Tensor):
                 found.append(value)
     return found
+
+
+def enable_recording(model: nn.Module, keys: Sequence[str] = ("s",)) -> Dict[nn.Module, tuple]:
+    """Ask every neuron of ``model`` to also record the traces ``keys`` (those it can record).
+
+    Switches recording on through each module's ``set_record`` (the neurons of
+    :mod:`surrogate_nets.neurons`); what a neuron already records stays on, traces it cannot
+    record (not in its ``recordable``) are skipped, and modules without ``set_record`` are left
+    alone. Returns ``{module: previous record setting}`` for :func:`restore_recording`; read the
+    traces after a forward pass with :func:`collect`.
+    """
+    previous = {}
+    for m in model.modules():
+        fn = getattr(m, "set_record", None)
+        if not callable(fn):
+            continue
+        old = getattr(m, "record", ())
+        old = (old,) if isinstance(old, str) else tuple(old or ())
+        recordable = getattr(m, "recordable", None)
+        wanted = tuple(k for k in keys if recordable is None or k in recordable)
+        new = tuple(dict.fromkeys(old + wanted))
+        previous[m] = old
+        if new != old:
+            fn(new)
+    return previous
+
+
+def restore_recording(previous: Dict[nn.Module, tuple]) -> None:
+    """Undo :func:`enable_recording` (``previous`` is what it returned)."""
+    for m, old in previous.items():
+        if tuple(getattr(m, "record", ())) != old:
+            m.set_record(old)
 
 
 def regularization(model: nn.Module, regularizer: Callable, key: str = "s") -> torch.Tensor:

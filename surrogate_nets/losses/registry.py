@@ -5,7 +5,8 @@ Resolution order of :func:`get`:
 1. a string containing ``":"`` is an import path, ``"package.module:Name"`` or
    ``"path/to/file.py:Name"`` (a dotted module is also looked up in the current directory, as
    ``python -m`` would, so ``examples.custom_loss:FocalRateLoss`` works from the repository root);
-2. a built-in name (:func:`names`), ``-`` and ``_`` interchangeable, case-insensitive;
+2. a built-in name (:func:`names`), ``-`` and ``_`` interchangeable, case-insensitive (the
+   package's one name normalisation, :func:`surrogate_nets._registry.normalize`);
 3. an entry point of the group ``surrogate_nets.losses`` of any installed distribution, e.g. in
    the plug-in's ``pyproject.toml``::
 
@@ -15,7 +16,16 @@ Resolution order of :func:`get`:
    after which ``surrogate-nets train --loss focal`` finds it with no change to this library.
    A built-in name wins over an entry point of the same name.
 
-What a name resolves to is turned into a loss module by the rules of :func:`resolve`.
+What an import path or an entry point resolves to must be a loss *module class* (an
+:class:`torch.nn.Module` subclass, instantiated with the keyword arguments), a module instance,
+or a loss *function* ``fn(output, target, **kw)`` (wrapped in :class:`FunctionLoss`; called only
+in ``forward``). Any other callable (a factory) is refused by name: register it with
+:func:`register` from your own code instead.
+
+.. warning:: ``"file.py:Class"`` and ``"package.module:Class"`` *execute that code*, as any
+   import does, and so does loading an entry point. Use them only with code you trust. The
+   command line never imports a name it read from a checkpoint or a stored configuration
+   unless you name it again (``--loss``) or pass ``--trust-checkpoint-code``.
 """
 
 from __future__ import annotations
@@ -23,7 +33,6 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
-import importlib.metadata
 import importlib.util
 import inspect
 import os
@@ -31,6 +40,8 @@ import sys
 from typing import Any, Callable, Dict, Iterable, List, Union
 
 from torch import nn
+
+from .._registry import Registry
 
 from .count_mse import CountMSE
 from .first_spike import FirstSpikeLoss
@@ -42,7 +53,9 @@ from .tet import TETLoss
 #: Entry-point group in which installed distributions advertise losses.
 ENTRY_POINT_GROUP = "surrogate_nets.losses"
 
-_REGISTRY: Dict[str, Callable[..., Any]] = {
+#: The loss registry: built-ins, aliases and the entry-point plug-ins.
+REGISTRY = Registry("loss", ENTRY_POINT_GROUP)
+for _name, _factory in {
     "rate-ce": RateCrossEntropy,
     "count-ce": functools.partial(RateCrossEntropy, mode="count"),
     "count-mse": CountMSE,
@@ -53,8 +66,9 @@ _REGISTRY: Dict[str, Callable[..., Any]] = {
     "mse-membrane": MSEMembrane,
     "ce": nn.CrossEntropyLoss,
     "mse": nn.MSELoss,
-}
-_ALIASES = {
+}.items():
+    REGISTRY.register(_name, _factory)
+for _alias, _name in {
     "ce-rate": "rate-ce",
     "ce-count": "count-ce",
     "mse-count": "count-mse",
@@ -65,11 +79,25 @@ _ALIASES = {
     "temporal-mse": "first-spike-mse",
     "membrane-mse": "mse-membrane",
     "cross-entropy": "ce",
-}
+}.items():
+    REGISTRY.alias(_alias, _name)
+
+#: Built-in losses that train a classifier from a time-major output ``[T, B, C]`` and class
+#: indices ``[B]`` (what the command line offers). ``ce``/``mse`` are torch's losses on
+#: ``[B, C]`` logits / float targets; ``mse-membrane`` regresses a trace.
+CLASSIFICATION = ("rate-ce", "count-ce", "count-mse", "membrane-ce", "tet", "first-spike",
+                  "first-spike-mse")
 
 
-def _key(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
+def canonical(name: str):
+    """The built-in name that ``name`` (or an alias of it) stands for, else ``None``; never
+    imports anything."""
+    return REGISTRY.canonical(name) if isinstance(name, str) else None
+
+
+def is_builtin(name) -> bool:
+    """Whether ``name`` is a built-in loss name or alias (resolving it imports no code)."""
+    return isinstance(name, str) and ":" not in name and REGISTRY.is_builtin(name)
 
 
 class FunctionLoss(nn.Module):
@@ -101,31 +129,28 @@ def register(name: str, factory: Callable[..., Any]) -> Callable[..., Any]:
     """Register ``factory`` (a loss class or a function returning a loss) under ``name``.
 
     Registration lasts for the process; for a plug-in that works on the command line use the
-    ``surrogate_nets.losses`` entry-point group instead. Returns ``factory`` (usable as a
-    decorator via ``functools.partial(register, "name")``).
+    ``surrogate_nets.losses`` entry-point group instead. Returns ``factory``.
     """
-    if not isinstance(name, str) or not name.strip() or ":" in name:
-        raise ValueError(f"name must be a non-empty str without ':', got {name!r}")
     if not callable(factory):
         raise TypeError(f"factory must be a loss class or a callable returning a loss, got "
                         f"{type(factory).__name__}")
-    _REGISTRY[_key(name)] = factory
-    return factory
+    return REGISTRY.register(name, factory)
 
 
-def _entry_points() -> list:
-    try:
-        return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    except Exception:  # a broken installed distribution must not break the built-ins
-        return []
+def unregister(name: str) -> None:
+    """Remove a name added with :func:`register` (``KeyError`` if it is not registered)."""
+    REGISTRY.unregister(name)
 
 
-def names(include_plugins: bool = True) -> List[str]:
-    """Built-in loss names (aliases excluded), plus installed entry-point names, sorted."""
-    out = set(_REGISTRY)
-    if include_plugins:
-        out.update(_key(ep.name) for ep in _entry_points())
-    return sorted(out)
+def names(include_plugins: bool = True, task: str = None) -> List[str]:
+    """Built-in loss names (aliases excluded), plus installed entry-point names, sorted.
+    ``task="classification"``: only the built-ins of :data:`CLASSIFICATION` (plus plug-ins)."""
+    out = REGISTRY.names(include_plugins)
+    if task == "classification":
+        out = [n for n in out if n in CLASSIFICATION or not REGISTRY.is_builtin(n)]
+    elif task is not None:
+        raise ValueError(f"task must be None or 'classification', got {task!r}")
+    return out
 
 
 def _is_loss_function(fn: Callable) -> bool:
@@ -161,6 +186,19 @@ def _instantiate(obj: Any, kwargs: dict, origin: str) -> nn.Module:
         return FunctionLoss(built)
     raise TypeError(f"loss {origin}: calling {obj!r} returned {type(built).__name__}, not a "
                     f"loss module (an nn.Module with forward(output, target))")
+
+
+def _instantiate_imported(obj: Any, kwargs: dict, origin: str) -> nn.Module:
+    """What an import path or entry point named: a module class or instance, or a loss function
+    ``fn(output, target, ...)``; never an arbitrary callable called with keyword arguments."""
+    if isinstance(obj, nn.Module) or (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        return _instantiate(obj, kwargs, origin)
+    if callable(obj) and not isinstance(obj, type) and _is_loss_function(obj):
+        return FunctionLoss(obj, **kwargs)
+    raise TypeError(f"loss plug-in {origin} is {type(obj).__name__} {obj!r}; a loss named by an "
+                    f"import path or entry point must be a torch.nn.Module subclass (or instance) "
+                    f"or a function fn(output, target, **kw). Wrap a factory in a Module class, "
+                    f"or register it from your own code with surrogate_nets.losses.register")
 
 
 def _import_module(module_name: str, spec: str):
@@ -256,26 +294,16 @@ def get(name: str, **kwargs) -> nn.Module:
     if not name.strip():
         raise ValueError(f"loss name must be non-empty, got {name!r}; expected one of {names()}")
     if ":" in name:
-        return _instantiate(load_path(name), kwargs, repr(name))
-    key = _key(name)
-    key = _ALIASES.get(key, key)
-    if key in _REGISTRY:
-        return _instantiate(_REGISTRY[key], kwargs, repr(name))
-    eps = _entry_points()
-    for ep in eps:
-        if _key(ep.name) == key:
-            try:
-                obj = ep.load()
-            except Exception as e:
-                dist = getattr(getattr(ep, "dist", None), "name", "?")
-                raise ValueError(f"loss plug-in {name!r} (entry point {ep.value!r} of "
-                                 f"distribution {dist!r}) failed to load: {type(e).__name__}: {e}"
-                                 ) from e
-            return _instantiate(obj, kwargs, f"{name!r} (entry point {ep.value!r})")
-    raise ValueError(
-        f"unknown loss {name!r}; expected one of {names()} (aliases: {sorted(_ALIASES)}), an "
-        f"import path 'package.module:Name' or 'path/to/file.py:Name', or an entry point of "
-        f"the group {ENTRY_POINT_GROUP!r}")
+        return _instantiate_imported(load_path(name), kwargs, repr(name))
+    factory = REGISTRY.builtin(name)
+    if factory is not None:
+        return _instantiate(factory, kwargs, repr(name))
+    ep = REGISTRY.find_entry_point(name)
+    if ep is not None:
+        obj = REGISTRY.load_entry_point(ep)
+        return _instantiate_imported(obj, kwargs, f"{name!r} (entry point {ep.value!r})")
+    raise ValueError(REGISTRY.unknown_message(
+        name, "an import path 'package.module:Name' or 'path/to/file.py:Name'"))
 
 
 def resolve(name_or_module: Union[str, nn.Module, Callable], **kwargs) -> nn.Module:

@@ -5,21 +5,11 @@ from __future__ import annotations
 import torch
 
 from .._validate import check_in_range
-from ._common import (
-    ce_normaliser,
-    check_class_output,
-    check_class_target,
-    check_label_smoothing,
-    check_number,
-    make_weight,
-    per_step_cross_entropy,
-    reduce,
-    weight_for,
-)
-from .base import SpikeLoss
+from ._common import ce_normaliser, check_number, per_step_cross_entropy, reduce
+from .base import _WeightedClassLoss
 
 
-class TETLoss(SpikeLoss):
+class TETLoss(_WeightedClassLoss):
     r"""Temporal Efficient Training: cross entropy at every time step plus an MSE anchor.
 
     For the pre-softmax outputs :math:`O_{t,b} \in \mathbb{R}^C` of every step, with
@@ -56,16 +46,12 @@ class TETLoss(SpikeLoss):
 
     def __init__(self, lam: float = 1e-3, target: float = 1.0, weight=None,
                  label_smoothing: float = 0.0, reduction: str = "mean") -> None:
-        super().__init__(reduction)
+        super().__init__(weight, label_smoothing, reduction)
         self.lam = float(check_in_range(lam, "lam", 0.0, 1.0, low_open=False))
         self.target = check_number(target, "target")
-        self.register_buffer("weight", make_weight(weight))
-        self.label_smoothing = check_label_smoothing(label_smoothing)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        check_class_output(output)
-        target = check_class_target(target, output)
-        w = weight_for(self.weight, output)
+        target, w = self._checked(output, target)
         ce = per_step_cross_entropy(output, target, w, self.label_smoothing)
         mse = (output - self.target).pow(2).mean(dim=(0, 2))
         if self.reduction == "none":
@@ -75,5 +61,4 @@ class TETLoss(SpikeLoss):
         return (1.0 - self.lam) * ce_r + self.lam * mse_r
 
     def extra_repr(self) -> str:
-        return (f"lam={self.lam}, target={self.target}, label_smoothing={self.label_smoothing}, "
-                f"weighted={self.weight is not None}, reduction={self.reduction!r}")
+        return f"lam={self.lam}, target={self.target}, " + self._ce_repr()

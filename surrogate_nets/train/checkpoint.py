@@ -16,8 +16,13 @@ key                value
 ``config``         the resolved run configuration (JSON types only)
 ``history``        the per-epoch metric records so far (list of dicts)
 ``best``           ``{"epoch": int, "metric": str, "value": float}`` or ``None``
+``callbacks``      ``state_dict()`` of each stateful callback (list; ``None`` entries)
 ``torch_version``  ``torch.__version__`` of the writer (``str``)
 =================  ==================================================================
+
+Integrity: :func:`load_checkpoint` verifies the CRC-32 of every member of the zip archive that
+``torch.save`` writes (``torch.load`` itself does not), so a file with flipped bytes is refused
+with a :class:`CheckpointError` instead of loading wrong weights; the file is left in place.
 """
 
 from __future__ import annotations
@@ -107,7 +112,8 @@ def seed_everything(seed: int) -> None:
 
 # ------------------------------------------------------------------------------ save / load
 def make_checkpoint(*, model_state, optimizer_state=None, scheduler_state=None, epoch: int,
-                    config: Optional[dict] = None, history=None, best=None, rng=None) -> dict:
+                    config: Optional[dict] = None, history=None, best=None, rng=None,
+                    callbacks=None) -> dict:
     """Assemble a checkpoint dict in the documented layout (see the module docstring)."""
     return {
         "format": FORMAT_NAME,
@@ -120,6 +126,7 @@ def make_checkpoint(*, model_state, optimizer_state=None, scheduler_state=None, 
         "config": dict(config or {}),
         "history": list(history or []),
         "best": best,
+        "callbacks": list(callbacks or []),
         "torch_version": str(torch.__version__),
     }
 
@@ -135,7 +142,32 @@ def save_checkpoint(checkpoint: dict, path) -> Path:
         raise TypeError(f"checkpoint must be a dict, got {type(checkpoint).__name__}")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
-    return atomic_write(path, lambda fh: torch.save(checkpoint, fh))
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    data = buf.getbuffer()
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def verify_archive(path) -> None:
+    """Check the CRC-32 of every member of the zip archive at ``path``.
+
+    Raises:
+        CheckpointError: a member's bytes do not match their CRC (the file was corrupted after
+            it was written), or the archive cannot be read.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except zipfile.BadZipFile:
+        return  # not a zip archive (legacy format): torch.load decides
+    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated "
+                              f"({type(exc).__name__}: {exc})") from exc
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt: the bytes of its member {bad!r} do not match "
+            f"the CRC-32 stored when it was written (the file was damaged after it was saved). "
+            f"It was not loaded and is left in place; use an older copy (e.g. best.pt) or retrain")
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -151,6 +183,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a file")
+    verify_archive(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

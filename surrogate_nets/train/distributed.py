@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 import torch.distributed as dist
@@ -32,6 +32,25 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+def resolve_device(device: Union[str, torch.device, None] = "auto") -> torch.device:
+    """``"auto"``/``None``: CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except RuntimeError as e:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
+    else:
+        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__} {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine "
+                         f"(use device='cpu' or 'auto')")
+    return dev
 
 
 def launched_by_torchrun() -> bool:
@@ -133,3 +152,23 @@ def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device) -> to
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                      output_device=ids[0] if ids else None)
+
+
+@torch.no_grad()
+def broadcast_module_state(model: torch.nn.Module, info: DistInfo, src: int = 0) -> None:
+    """Copy every parameter and buffer of ``model`` from rank ``src`` to all ranks.
+
+    ``DistributedDataParallel`` broadcasts the module state once, when it wraps the model; a
+    data-dependent initialisation that runs later, in the first forward pass (the LSQ step of
+    :class:`~surrogate_nets.quant.QuantAct`, anything initialised from the first batch), gives
+    every rank its own value, and nothing would synchronise it again. :func:`~surrogate_nets.
+    train.fit` therefore calls this once, after the first optimizer step of a run: the
+    gradients of that step were already averaged over the ranks, so the optimizer states agree,
+    and from then on the ranks hold the same model. No-op for a single process.
+    """
+    if not info.enabled:
+        return
+    model = unwrap(model)
+    for t in list(model.parameters()) + list(model.buffers()):
+        data = t.data.view(torch.uint8) if t.dtype == torch.bool else t.data
+        dist.broadcast(data, src=src)

@@ -7,6 +7,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..losses.records import collect
+
 
 def predict(output: torch.Tensor, loss: Optional[nn.Module] = None) -> torch.Tensor:
     r"""Class predictions ``[B]`` from an output ``[T, B, C]`` (or ``[B, C]``).
@@ -30,11 +32,8 @@ def predict(output: torch.Tensor, loss: Optional[nn.Module] = None) -> torch.Ten
     return output.detach().sum(0).argmax(-1)
 
 
-def records(model: nn.Module, key: str = "s") -> list:
-    """The ``recorded[key]`` tensors of every module of ``model`` (see
-    :func:`surrogate_nets.losses.collect`); empty when nothing is recorded."""
-    from ..losses import collect
-    return collect(model, key)
+#: The ``recorded[key]`` tensors of every module (one implementation: :func:`surrogate_nets.losses.collect`).
+records = collect
 
 
 def spike_stats(model: nn.Module, output: torch.Tensor) -> tuple[float, float]:

@@ -27,7 +27,16 @@ from torch import nn
 from .._validate import check_choice, check_int, check_positive
 
 MODELS = ("mlp", "conv", "recurrent")
-NEURONS = ("lif", "if", "plif", "alif", "synaptic")
+#: Hidden-neuron kinds of the zoo: name -> builder ``f(neurons_module, tau, surrogate)``.
+#: Adding an entry here adds it to ``--neuron``.
+NEURON_BUILDERS = {
+    "lif": lambda n, tau, sg: n.LIF(tau=tau, surrogate=sg),
+    "if": lambda n, tau, sg: n.IF(surrogate=sg),
+    "plif": lambda n, tau, sg: n.PLIF(tau=tau, surrogate=sg),
+    "alif": lambda n, tau, sg: n.ALIF(tau=tau, surrogate=sg),
+    "synaptic": lambda n, tau, sg: n.Synaptic(tau=tau, tau_syn=tau, surrogate=sg),
+}
+NEURONS = tuple(NEURON_BUILDERS)
 READOUTS = ("spike", "li", "linear")
 #: Readout that fits a built-in loss (``readout="auto"``); unknown losses get spikes.
 LOSS_READOUT = {"membrane-ce": "li", "mse-membrane": "li", "tet": "linear", "ce": "linear"}
@@ -35,10 +44,8 @@ LOSS_READOUT = {"membrane-ce": "li", "mse-membrane": "li", "tet": "linear", "ce"
 
 def readout_for(loss_name: str) -> str:
     """The readout ``"auto"`` chooses for a loss name."""
-    from ..losses.registry import _ALIASES, _key  # the registry's own name normalisation
-    key = _key(loss_name) if isinstance(loss_name, str) else ""
-    key = _ALIASES.get(key, key)
-    return LOSS_READOUT.get(key, "spike")
+    from ..losses import canonical
+    return LOSS_READOUT.get(canonical(loss_name) or "", "spike")
 
 
 def make_neuron(kind: str, *, surrogate: str = "atan", alpha: Optional[float] = None,
@@ -52,17 +59,9 @@ def make_neuron(kind: str, *, surrogate: str = "atan", alpha: Optional[float] = 
     sg = get_surrogate(surrogate, learnable=learn_alpha, **kw)
     if recurrent:
         return neurons.RLIF(tau=tau, num_neurons=num_neurons, surrogate=sg)
-    if kind == "lif":
-        return neurons.LIF(tau=tau, surrogate=sg)
-    if kind == "plif":
-        return neurons.PLIF(tau=tau, surrogate=sg)
-    if kind == "if":
-        return neurons.IF(surrogate=sg)
-    if kind == "alif":
-        return neurons.ALIF(tau=tau, surrogate=sg)
-    if kind == "synaptic":
-        return neurons.Synaptic(tau=tau, tau_syn=tau, surrogate=sg)
-    raise ValueError(f"neuron must be one of {list(NEURONS)}, got {kind!r}")
+    if kind not in NEURON_BUILDERS:
+        raise ValueError(f"neuron must be one of {list(NEURONS)}, got {kind!r}")
+    return NEURON_BUILDERS[kind](neurons, tau, sg)
 
 
 def _linear(n_in, n_out, weight_bits):
@@ -119,9 +118,10 @@ def build_model(model: str, input_shape: Sequence[int], num_classes: int, *, neu
     check_positive(tau, "tau")
     if neuron != "if" and not tau > 1:
         raise ValueError(f"tau must be > 1 time step (beta = 1 - 1/tau), got {tau!r}")
+    from ..quant.quantizer import MAX_BITS
     for v, name in ((weight_bits, "weight_bits"), (act_bits, "act_bits")):
         if v is not None:
-            check_int(v, name, minimum=1, maximum=16)
+            check_int(v, name, minimum=1, maximum=MAX_BITS)
     input_shape = tuple(int(s) for s in input_shape)
     n_in = math.prod(input_shape)
 

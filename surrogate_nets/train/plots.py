@@ -15,6 +15,8 @@ from typing import List, Optional
 import torch
 from torch import nn
 
+from ..losses.records import collect as records, enable_recording, restore_recording
+
 
 def have_matplotlib() -> bool:
     """Whether matplotlib is installed (the optional ``plot`` extra)."""
@@ -68,8 +70,6 @@ def _first_sample(loader):
 def plot_sample(model: nn.Module, loader, path, device=None, max_neurons: int = 200) -> Optional[Path]:
     """Raster of the recorded spikes of every neuron layer, plus a membrane trace, for the first
     sample of ``loader``."""
-    from .loop import enable_recording, restore_recording
-    from .metrics import records
 
     x, y = _first_sample(loader)
     if x is None:
