@@ -188,7 +188,8 @@ def test_reach_is_exact_for_compact_fixed_families():
     assert S.Rectangle(alpha=1.0).reach() == 1
     assert S.Rectangle(alpha=0.25).reach() == 3  # half-width 2 steps
     assert S.Triangle(alpha=1.0).reach() == 2
-    assert S.ATan().reach() == 4
+    assert S.ATan().reach() is None  # unbounded: every boundary is summed
+    assert S.Rectangle(alpha=1.0, learnable=True).reach() is None  # alpha not known on the host
     assert math.isinf(S.ATan.support)
 
 

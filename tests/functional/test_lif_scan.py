@@ -10,7 +10,7 @@ from conftest import needs_cuda
 from surrogate_nets import surrogate as S
 from surrogate_nets.functional import (
     LIFScanFunction, MultiSpikeFunction, fire, lif_backends, lif_scan, lif_step, register_lif_backend,
-    spike, staircase,
+    spike, staircase, unregister_backend,
 )
 from surrogate_nets.functional import lif as lif_mod
 
@@ -151,8 +151,8 @@ def test_backend_registry_seam():
         lif_scan(torch.randn(3, 2, 2), backend="fake")
         assert len(calls) == 2
     finally:
-        lif_mod._BACKENDS.pop("fake")
-        lif_mod._AUTO[:] = [e for e in lif_mod._AUTO if e[0] != "fake"]
+        unregister_backend("lif", "fake")
+    assert "fake" not in lif_backends()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
