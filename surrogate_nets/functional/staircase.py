@@ -74,6 +74,8 @@ def exact_staircase_(u: torch.Tensor, lo: int, hi: int, binary: bool = False) ->
 
 def exact_staircase(u: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     """``R(u) = clamp(floor(u + 1/2), lo, hi)`` as a new tensor."""
+    if torch._C._are_functorch_transforms_active():  # vmap has no batching rule for clamp_
+        return torch.clamp(round_half_up(u), lo, hi)
     return round_half_up(u).clamp_(lo, hi)
 
 
