@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 __all__ = [
     "OPS", "register_backend", "unregister_backend", "list_backends", "dispatch", "get_backend",
-    "check_backend",
+    "check_backend", "backend_supports",
 ]
 
 #: the ops of the seam
@@ -43,6 +43,7 @@ OPS = ("lif", "alif", "synaptic", "li", "fake_quant")
 
 _REGISTRY: Dict[str, Dict[str, Callable]] = {op: {} for op in OPS}
 _AUTO: Dict[str, List[Tuple[int, int, str, Callable]]] = {op: [] for op in OPS}
+_SUPPORTS: Dict[str, Dict[str, Callable]] = {op: {} for op in OPS}
 _ORDER = [0]  # registration counter: ties in priority keep registration order
 
 
@@ -80,6 +81,7 @@ def register_backend(op: str, name: str, fn: Callable, *, supports: Optional[Cal
         raise TypeError(f"priority must be an int, got {type(priority).__name__} {priority!r}")
     _AUTO[op] = [e for e in _AUTO[op] if e[2] != name]  # replacing: drop the old auto entry
     _REGISTRY[op][name] = fn
+    _SUPPORTS[op][name] = supports or _always
     if auto:
         _ORDER[0] += 1
         _AUTO[op].append((-priority, _ORDER[0], name, supports or _always))
@@ -96,6 +98,7 @@ def unregister_backend(op: str, name: str, missing_ok: bool = False) -> None:
             return
         raise ValueError(f"no backend {name!r} registered for op {op!r}; have {list_backends(op)}")
     del _REGISTRY[op][name]
+    del _SUPPORTS[op][name]
     _AUTO[op] = [e for e in _AUTO[op] if e[2] != name]
 
 
@@ -109,6 +112,12 @@ def check_backend(op: str, backend: str) -> str:
     if backend != "auto" and backend not in _REGISTRY[_check_op(op)]:
         raise ValueError(f"backend must be one of {['auto'] + list_backends(op)} for op {op!r}, got {backend!r}")
     return backend
+
+
+def backend_supports(op: str, name: str, **kw) -> bool:
+    """Whether backend ``name`` of ``op`` declares that it handles the call ``kw``."""
+    check_backend(op, name)
+    return bool(_SUPPORTS[op][name](**kw))
 
 
 def get_backend(op: str, backend: str, **kw) -> Callable:

@@ -59,6 +59,7 @@ import torch
 
 from .._validate import (check_broadcast, check_float_tensor, check_int, check_positive,
                          check_same_device, sum_to_shape)
+from ..functional import backends as _backends
 from ..functional.staircase import _below  # noqa: F401  (old private name)
 from ..functional.staircase import boundary_sums, boxcar_grad, exact_staircase_, is_unit_boxcar
 from ..surrogate import Surrogate
@@ -208,6 +209,14 @@ class FakeQuantFunction(torch.autograd.Function):
         return (gx if need_x else None), gs, gb, ga, None, None, None, None, None, None, None
 
 
+def _fake_quant_torch(x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale):
+    return FakeQuantFunction.apply(x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast,
+                                   grad_scale)
+
+
+_backends.register_backend("fake_quant", "torch", _fake_quant_torch, auto=False)
+
+
 def fake_quantize(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
                   surrogate: Union[str, Surrogate, None] = "straight_through",
                   offset: Optional[torch.Tensor] = None, *, binary: bool = False,
@@ -245,8 +254,10 @@ def fake_quantize(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
         raise ValueError(f"need lo < hi, got lo={lo}, hi={hi}")
     check_positive(grad_scale, "grad_scale")
     sur = resolve_surrogate(surrogate)
-    return FakeQuantFunction.apply(x, step, offset, alpha_for(sur, x), sur, lo, hi, bool(binary),
-                                   bool(pact), is_unit_boxcar(sur), float(grad_scale))
+    return _backends.dispatch("fake_quant", "auto", x=x, step=step, offset=offset,
+                              alpha=alpha_for(sur, x), surrogate=sur, lo=lo, hi=hi,
+                              binary=bool(binary), pact=bool(pact), fast=is_unit_boxcar(sur),
+                              grad_scale=float(grad_scale))
 
 
 def int_codes(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,

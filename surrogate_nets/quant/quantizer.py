@@ -71,7 +71,8 @@ from .._validate import check_choice, check_float_tensor, check_int, check_posit
 from ..functional import level_range
 from ..functional.staircase import is_unit_boxcar
 from ..surrogate import Surrogate, alpha_for, get
-from .fake_quant import FakeQuantFunction, int_codes, lsq_grad_scale, lsq_init_step
+from ..functional import backends as _backends
+from .fake_quant import FakeQuantFunction, int_codes, lsq_grad_scale, lsq_init_step  # noqa: F401
 
 #: supported bit widths
 MAX_BITS = 16
@@ -333,8 +334,10 @@ class Quantizer(nn.Module):
         offset = None if self.offset is None else self._view(self.offset, x)
         sur = self.surrogate
         alpha = alpha_for(sur, x, self._input_name)
-        return FakeQuantFunction.apply(x, step, offset, alpha, sur, self.lo, self.hi, self.binary,
-                                       self._pact, is_unit_boxcar(sur), self._grad_factor(x))
+        return _backends.dispatch("fake_quant", "auto", x=x, step=step, offset=offset, alpha=alpha,
+                                  surrogate=sur, lo=self.lo, hi=self.hi, binary=self.binary,
+                                  pact=self._pact, fast=is_unit_boxcar(sur),
+                                  grad_scale=self._grad_factor(x))
 
     # ---------------------------------------------------------------- export
     @property
