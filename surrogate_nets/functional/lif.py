@@ -129,7 +129,8 @@ class LIFScanFunction(torch.autograd.Function):
     ``forward(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input, levels,
     relaxed) -> (spikes, h, v_last)``. Saves ``h`` (and ``x`` only when ``decay_input`` and
     ``beta`` needs a gradient). The backward is not itself differentiable (use
-    ``backend="autograd"`` for double backward).
+    ``backend="autograd"`` for double backward). Plain autograd only: no ``torch.func`` transforms
+    (the forward writes into preallocated buffers).
     """
 
     @staticmethod

@@ -9,6 +9,7 @@ import torch
 from .._validate import check_broadcast, check_float_tensor, check_int, check_positive, check_same_device
 from ..surrogate import Surrogate
 from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ._function import FunctionalFunction
 from .staircase import round_half_up  # noqa: F401  (re-exported: functional.round_half_up)
 from .staircase import (
     boundary_sums, boxcar_grad, exact_staircase, is_unit_boxcar, relaxed_staircase,
@@ -28,7 +29,7 @@ def level_range(levels: int, signed: bool) -> Tuple[int, int]:
     return 0, int(levels)
 
 
-class StaircaseFunction(torch.autograd.Function):
+class StaircaseFunction(FunctionalFunction):
     r"""``R(u) = clamp(floor(u + 1/2), lo, hi)`` forward; surrogate sum over boundaries backward.
 
     ``apply(u, alpha, surrogate, lo, hi, relaxed=False)``:

@@ -23,6 +23,7 @@ import torch
 from .._validate import check_choice, check_float_tensor, check_int, check_positive, sum_to_shape
 from ..surrogate import Surrogate
 from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ._function import FunctionalFunction
 from .staircase import boundary_sums, level_count, relaxed_staircase
 
 __all__ = ["SpikeFunction", "MultiSpikeFunction", "spike", "fire", "reset_membrane", "RESET_MODES"]
@@ -40,7 +41,7 @@ def _as_tensor(value: Scalar, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(float(value), dtype=like.dtype, device=like.device)
 
 
-class SpikeFunction(torch.autograd.Function):
+class SpikeFunction(FunctionalFunction):
     """``H(x)`` forward; ``grad * derivative(x)`` and ``sum(grad * d_alpha(x))`` backward.
 
     ``apply(x, alpha, surrogate, relaxed=False)``. Saves only ``x`` (and the small alpha tensor);
@@ -76,7 +77,7 @@ class SpikeFunction(torch.autograd.Function):
         return gx, ga, None, None
 
 
-class MultiSpikeFunction(torch.autograd.Function):
+class MultiSpikeFunction(FunctionalFunction):
     r"""Multi-level spike ``s = sum_{k=1}^{L} H(h - k theta)`` with the surrogate summed over the levels.
 
     ``apply(h, threshold, alpha, surrogate, levels, relaxed=False)``. Backward (``P`` the

@@ -237,6 +237,17 @@ def boundary_sums(sur: Surrogate, u: torch.Tensor, alpha: torch.Tensor, lo: int,
         kap = torch.floor(u) * sig if weighted else None
         sig1 = ((u >= lo) & (u < lo + 1)).to(u.dtype) if first else None
         need_d = False
+    if hi - lo == 1:  # one boundary (the binary spike): one z for both sums
+        if need_d or wrt_alpha:
+            z = _z(u, lo, spacing)
+            if need_d:
+                sig = sur.derivative(z, alpha)
+                sig1 = sig if first else None
+                kap = (sig if lo == 1 else sig * lo) if weighted else None
+            if wrt_alpha:
+                rho = sur.d_alpha(z, alpha)
+                rho1 = rho if first else None
+        return BoundarySums(sig, kap, sig1, rho, rho1)
     win_d = _windowed(sur, spacing, lo, hi, False) if need_d else None
     if win_d is not None:
         sig, kap = _window_terms(sur.derivative, u, alpha, lo, hi, weighted, win_d)

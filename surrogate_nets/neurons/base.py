@@ -314,9 +314,6 @@ class SpikingNeuron(BaseNeuron):
     threshold = Constrained("positive", "the firing threshold theta > 0", floor=THRESHOLD_FLOOR)
     recordable = ("s", "h", "v")
 
-    #: the backend-seam op of the fused multi-step scan (``None``: per-step autograd loop)
-    scan_op: Optional[str] = None
-
     def __init__(self, *, threshold: Union[float, torch.Tensor] = 1.0, learn_threshold: bool = False,
                  surrogate: Union[str, Surrogate, None] = None, reset: str = "subtract",
                  detach_reset: bool = False, levels: int = 1, **kwargs):

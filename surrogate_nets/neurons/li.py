@@ -77,7 +77,7 @@ class LI(BaseNeuron):
     def _multistep(self, x, state, p, keys):
         v = _backends.dispatch("li", self.backend, x=x, v0=state.v, beta=p["beta"],
                                decay_input=self.decay_input)
-        return v, LIState(v[-1]), {k: v for k in keys}
+        return v, LIState(v[-1].clone()), {k: v for k in keys}
 
     def extra_repr(self) -> str:
         parts = [_fmt(self, "beta")] + (["decay_input=True"] if self.decay_input else [])

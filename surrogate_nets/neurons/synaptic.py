@@ -93,7 +93,7 @@ class Synaptic(SpikingNeuron):
                                            self.detach_reset, self.levels, self.surrogate)
             else:
                 traces[k] = {"s": r.spikes, "h": r.h, "i": r.i}[k]
-        return r.spikes, SynapticState(r.i[-1], r.v), traces
+        return r.spikes, SynapticState(r.i[-1].clone(), r.v), traces
 
     def extra_repr(self) -> str:
         return ", ".join([_fmt(self, "alpha_syn"), _fmt(self, "beta"), super().extra_repr()])

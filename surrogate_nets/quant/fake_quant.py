@@ -126,6 +126,11 @@ def _scaled(x: torch.Tensor, s: torch.Tensor, b: Optional[torch.Tensor]) -> torc
 class FakeQuantFunction(torch.autograd.Function):
     r"""``q = s R((x - b)/s) + b`` forward; closed-form surrogate gradients backward (see module doc).
 
+    Plain autograd only (in-place buffers in forward and backward; no ``torch.func`` support and
+    no double backward): for ``torch.func.grad``/``vmap`` use the composed
+    :func:`surrogate_nets.functional.quantize`, whose :class:`StaircaseFunction` supports them.
+    It is the ``"torch"`` backend of op ``"fake_quant"`` (:mod:`surrogate_nets.functional.backends`).
+
     Inputs: ``x [*]``; ``step`` and ``offset`` (or ``None``) broadcastable to ``x`` (any float
     dtype; the math runs in ``x``'s dtype, their gradients come back in their own dtype);
     ``alpha`` the surrogate's alpha; Python values ``surrogate, lo, hi, binary, pact, fast,
