@@ -36,6 +36,7 @@ from .._validate import check_choice, check_int, check_time_major, sum_to_shape
 from ..surrogate import Surrogate
 from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
 from . import backends as _bk
+from ._function import FunctionalFunction
 from ._neuron import (
     charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker, unit_checker,
 )
@@ -83,7 +84,7 @@ class ALIFScanResult(NamedTuple):
     a: torch.Tensor
 
 
-class ALIFScanFunction(torch.autograd.Function):
+class ALIFScanFunction(FunctionalFunction):
     """``apply(x, v0, a0, beta, rho, threshold, adaptation, alpha, surrogate, reset, detach_reset,
     decay_input, levels, relaxed) -> (spikes, h, v_last, a_last)``; BPTT of the module docstring.
 

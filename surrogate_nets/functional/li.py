@@ -24,6 +24,7 @@ from torch.autograd.function import once_differentiable
 
 from .._validate import check_float_tensor, check_time_major, sum_to_shape
 from . import backends as _bk
+from ._function import FunctionalFunction
 from ._neuron import charge, check_scalar_unit, check_state, initial_state, param_tensor, unit_checker
 from .spike import _as_tensor
 
@@ -42,7 +43,7 @@ def li_step(x: torch.Tensor, v: torch.Tensor, beta: Union[float, torch.Tensor],
     return charge(x, v, _as_tensor(beta, x), decay_input)
 
 
-class LIScanFunction(torch.autograd.Function):
+class LIScanFunction(FunctionalFunction):
     """``apply(x [T, B, ...], v0 [B, ...], beta, decay_input) -> v [T, B, ...]`` with the BPTT of the module doc.
 
     Saves the output ``v`` (and ``x`` only when ``decay_input`` and ``beta`` needs a gradient).

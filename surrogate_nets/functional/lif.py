@@ -49,6 +49,7 @@ from .._validate import check_choice, check_int, check_time_major, sum_to_shape
 from ..surrogate import Surrogate
 from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
 from . import backends as _bk
+from ._function import FunctionalFunction
 from ._neuron import (
     charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker,
     unit_checker,
@@ -123,7 +124,7 @@ def _after_reset(h, s, th, reset, levels, relaxed, sur, a):
     return h
 
 
-class LIFScanFunction(torch.autograd.Function):
+class LIFScanFunction(FunctionalFunction):
     """The multi-step LIF recurrence as one autograd node; see the module docstring for the math.
 
     ``forward(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input, levels,
@@ -134,9 +135,8 @@ class LIFScanFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, v0, beta, threshold, alpha, surrogate: Surrogate, reset: str,
+    def forward(x, v0, beta, threshold, alpha, surrogate: Surrogate, reset: str,
                 detach_reset: bool, decay_input: bool, levels: int, relaxed: bool):
-        ctx.set_materialize_grads(False)
         dt = x.dtype
         b, th, a = beta.to(dt), threshold.to(dt), alpha.to(dt)
         T = x.shape[0]
@@ -152,11 +152,16 @@ class LIFScanFunction(torch.autograd.Function):
             s.copy_(h >= th if binary else _count(h, th, levels, relaxed, surrogate, a))
             v = _after_reset(h, s, th, reset, levels, relaxed, surrogate, a)
         v = v.clone() if reset == "none" else v
+        return S, H, v
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed = inputs
+        ctx.set_materialize_grads(False)
         ctx.surrogate, ctx.reset, ctx.detach_reset = surrogate, reset, detach_reset
         ctx.decay_input, ctx.levels, ctx.relaxed = decay_input, levels, relaxed
         save_x = decay_input and ctx.needs_input_grad[2]
-        ctx.save_for_backward(H, v0, beta, threshold, alpha, x if save_x else None)
-        return S, H, v
+        ctx.save_for_backward(output[1], v0, beta, threshold, alpha, x if save_x else None)
 
     @staticmethod
     @once_differentiable

@@ -60,6 +60,7 @@ import torch
 from .._validate import (check_broadcast, check_float_tensor, check_int, check_positive,
                          check_same_device, sum_to_shape)
 from ..functional import backends as _backends
+from ..functional._function import FunctionalFunction
 from ..functional.staircase import _below  # noqa: F401  (old private name)
 from ..functional.staircase import boundary_sums, boxcar_grad, exact_staircase_, is_unit_boxcar
 from ..surrogate import Surrogate
@@ -123,7 +124,7 @@ def _scaled(x: torch.Tensor, s: torch.Tensor, b: Optional[torch.Tensor]) -> torc
     return x / s if b is None else (x - b).div_(s)
 
 
-class FakeQuantFunction(torch.autograd.Function):
+class FakeQuantFunction(FunctionalFunction):
     r"""``q = s R((x - b)/s) + b`` forward; closed-form surrogate gradients backward (see module doc).
 
     Plain autograd only (in-place buffers in forward and backward; no ``torch.func`` support and
@@ -153,16 +154,20 @@ class FakeQuantFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale):
+    def forward(x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale):
         s = step.to(x.dtype)
         b = None if offset is None else offset.to(x.dtype)
         out = exact_staircase_(_scaled(x, s, b), lo, hi, binary).mul_(s)
         if b is not None:
             out = out.add_(b)
+        return out
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale = inputs
         ctx.surrogate = surrogate
         ctx.cfg = (lo, hi, binary, pact, fast, grad_scale)
         ctx.save_for_backward(x, step, offset, alpha)
-        return out
 
     @staticmethod
     def backward(ctx, grad):
