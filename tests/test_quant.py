@@ -478,6 +478,11 @@ def test_lsq_plus_offset_init_and_step_parametrisations():
     ref = QuantAct(4, init_step=0.1)
     ref(xx).sum().backward()
     torch.testing.assert_close(e.raw_step.grad, ref.raw_step.grad * e.step.detach())
+    # the shared softplus parametrisation: ds/draw = sigmoid(raw)
+    sp = QuantAct(4, init_step=0.1, step_param="softplus")
+    assert sp.step.item() == pytest.approx(0.1)
+    sp(xx).sum().backward()
+    torch.testing.assert_close(sp.raw_step.grad, ref.raw_step.grad * torch.sigmoid(sp.raw_step.detach()))
 
 
 def test_grad_scale_conventions():
@@ -603,7 +608,7 @@ def test_fullgraph_compile_forward_backward():
     ({"bits": 4, "grad_scale": "batch"}, ValueError, "grad_scale must be one of"),
     ({"bits": 4, "grad_scale": -1.0}, ValueError, "grad_scale must be finite and > 0"),
     ({"bits": 4, "init_step": 0.0}, ValueError, "init_step must be finite and > 0"),
-    ({"bits": 4, "step_param": "softplus"}, ValueError, "step_param must be one of"),
+    ({"bits": 4, "step_param": "sigmoid"}, ValueError, "step_param must be one of"),
     ({"bits": 4, "surrogate": "nope"}, ValueError, "unknown surrogate"),
     ({"bits": 4, "surrogate": S.ATan(), "alpha": 2.0}, ValueError, "Surrogate instance"),
     ({"bits": 4, "signed": 1}, TypeError, "signed must be a bool"),

@@ -188,7 +188,8 @@ def test_reach_is_exact_for_compact_fixed_families():
     assert S.Rectangle(alpha=1.0).reach() == 1
     assert S.Rectangle(alpha=0.25).reach() == 3  # half-width 2 steps
     assert S.Triangle(alpha=1.0).reach() == 2
-    assert S.ATan().reach() == 4
+    assert S.ATan().reach() is None  # unbounded: every boundary is summed
+    assert S.Rectangle(alpha=1.0, learnable=True).reach() is None  # alpha not known on the host
     assert math.isinf(S.ATan.support)
 
 
@@ -219,3 +220,28 @@ def test_pickle_and_torch_save_round_trip():
     clone = pickle.loads(pickle.dumps(S.Triangle(alpha=0.5)))
     clone.load_state_dict(S.Triangle(alpha=4.0).state_dict())
     assert clone.host_alpha == (4.0, 4.0) and clone.reach() == 1
+
+
+def test_public_helpers_resolve_alpha_for_alpha_grad():
+    assert isinstance(S.resolve_surrogate(None), S.ATan)
+    assert isinstance(S.resolve_surrogate("triangle"), S.Triangle)
+    s = S.ATan(alpha=torch.tensor([1.0, 2.0, 3.0]), grad_scale="auto")
+    x = torch.zeros(4, 3)
+    assert S.alpha_for(s, x) is s.fixed_alpha
+    with pytest.raises(ValueError, match="surrogate alpha"):
+        S.alpha_for(s, torch.zeros(4, 5), "h")
+    g = S.alpha_grad(s, torch.ones(4, 3, dtype=torch.float64), s.alpha)
+    assert g.dtype == s.alpha.dtype and g.shape == (3,)
+    torch.testing.assert_close(g, torch.full((3,), 4 / math.sqrt(4)))  # sum over 4 rows, 1/sqrt(12/3)
+
+
+def test_one_softplus_parametrisation_shared():
+    from surrogate_nets._positive import positive_from_raw, raw_from_positive
+    from surrogate_nets.neurons import LIF
+
+    v = torch.tensor([1e-3, 0.5, 2.0, 50.0], dtype=torch.float64)
+    torch.testing.assert_close(positive_from_raw(raw_from_positive(v, 1e-4), 1e-4), v)
+    s = S.ATan(alpha=3.0, learnable=True)
+    torch.testing.assert_close(s.raw_alpha.detach(), raw_from_positive(torch.tensor(3.0), 1e-6))
+    n = LIF(threshold=0.7, learn_threshold=True)
+    torch.testing.assert_close(n.raw_threshold.detach(), raw_from_positive(torch.tensor(0.7), 1e-4))

@@ -28,29 +28,62 @@ the outputs, let the gradient reaching the spike count be
 with ``dv/dh|_s = 1`` (subtract, none) or ``1 - H(h_t - theta)`` (zero). Parameter gradients
 are accumulated elementwise over time and reduced to the parameters' shapes once.
 
-Backends: ``backend="torch"`` is :class:`LIFScanFunction`; ``"autograd"`` the plain per-step
-autograd loop of :func:`lif_step` over ``x.unbind(0)`` (slower, but twice differentiable);
-``"auto"`` picks the first registered fused backend whose ``supports(...)`` accepts the call
-(see :func:`register_lif_backend`), else ``"torch"``. All backends share one numerical contract,
-which the tests check against a per-step reference.
+Backends (op ``"lif"`` of :mod:`~surrogate_nets.functional.backends`): ``backend="torch"`` is
+:class:`LIFScanFunction`; ``"autograd"`` the plain per-step autograd loop of :func:`lif_step`
+over ``x.unbind(0)`` (slower, but twice differentiable); ``"auto"`` picks the highest-priority
+registered fused backend whose ``supports(...)`` accepts the call, else ``"torch"``. All
+backends share one numerical contract, checked against ``tests/reference.py``.
+
+The spike sums ``sigma``, ``kappa``, ``rho`` are those of
+:func:`~surrogate_nets.functional.staircase.boundary_sums` (boundaries ``k theta``).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._validate import (
-    check_broadcast, check_choice, check_float_tensor, check_in_range, check_int, check_positive,
-    check_same_device, check_time_major, describe, sum_to_shape,
-)
+from .._validate import check_choice, check_int, check_time_major, sum_to_shape
 from ..surrogate import Surrogate
-from ._common import alpha_for, alpha_grad, resolve_surrogate
-from .neurons import RESET_MODES, lif_step
+from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from . import backends as _bk
+from ._function import FunctionalFunction
+from ._neuron import (
+    charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker,
+    unit_checker,
+)
+from .spike import RESET_MODES, Scalar, _as_tensor, fire, reset_membrane
+from .staircase import boundary_sums, level_count, relaxed_staircase
 
-__all__ = ["LIFScanResult", "LIFScanFunction", "lif_scan", "register_lif_backend", "lif_backends"]
+__all__ = ["LIFScanResult", "LIFScanFunction", "lif_step", "lif_scan", "register_lif_backend",
+           "lif_backends"]
+
+
+def lif_step(x: torch.Tensor, v: torch.Tensor, beta: Scalar, threshold: Scalar = 1.0,
+             surrogate: Union[str, Surrogate, None] = None, reset: str = "subtract",
+             detach_reset: bool = False, decay_input: bool = False, levels: int = 1,
+             relaxed: bool = False):
+    r"""One step of the leaky integrate-and-fire neuron.
+
+    .. math::
+        h_t = \beta v_{t-1} + x_t\ \ (\text{decay\_input: } \beta v_{t-1} + (1-\beta) x_t),\quad
+        s_t = \textstyle\sum_{k=1}^{L} H(h_t - k\theta),\quad v_t = \mathrm{reset}(h_t, s_t)
+
+    ``beta = 1`` is the integrate-and-fire neuron. Shapes: ``x``, ``v`` ``[B, ...]``; ``beta``
+    and ``threshold`` floats (range-checked: ``beta`` in ``(0, 1]``, ``threshold > 0``) or tensors
+    broadcastable to ``[B, ...]`` (kept in range by their owner; not read here).
+
+    Returns:
+        ``(s_t, v_t, h_t)``: the spikes, the membrane after reset, the membrane before reset.
+    """
+    check_common(x, reset, levels, v=v)
+    check_scalar_unit(beta, "beta")
+    s_ = resolve_surrogate(surrogate)
+    h = charge(x, v, _as_tensor(beta, x), decay_input)
+    s = fire(h, threshold, s_, levels, relaxed)
+    return s, reset_membrane(h, s, threshold, reset, detach_reset, levels, s_, relaxed), h
 
 
 class LIFScanResult(NamedTuple):
@@ -68,14 +101,11 @@ class LIFScanResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------- helpers on slices
-def _count(h, ths, relaxed, sur, a):
+def _count(h, th, levels, relaxed, sur, a):
     """``sum_k H(h - k theta)`` (or ``sum_k P(h - k theta)`` relaxed) for one slice."""
-    out = None
-    for thk in ths:
-        z = h - thk
-        term = sur.primitive(z, a) if relaxed else (z >= 0).to(h.dtype)
-        out = term if out is None else out + term
-    return out
+    if relaxed:
+        return relaxed_staircase(sur, h, a, 1, levels + 1, spacing=th)
+    return level_count(h, th, levels)
 
 
 def _first(h, th, relaxed, sur, a):
@@ -84,7 +114,7 @@ def _first(h, th, relaxed, sur, a):
     return sur.primitive(z, a) if relaxed else (z >= 0).to(h.dtype)
 
 
-def _after_reset(h, s, th, ths, reset, levels, relaxed, sur, a):
+def _after_reset(h, s, th, reset, levels, relaxed, sur, a):
     """``v`` from ``h`` and the spike count ``s`` (no autograd: values only)."""
     if reset == "subtract":
         return torch.addcmul(h, s, th, value=-1)
@@ -94,38 +124,21 @@ def _after_reset(h, s, th, ths, reset, levels, relaxed, sur, a):
     return h
 
 
-def _terms(fn, zs, a, weighted: bool, first: bool):
-    """``(sum_k f(z_k), sum_k k f(z_k), f(z_1))``, ``z_k = h - k th``, ``f`` = derivative or d_alpha."""
-    if len(zs) == 1:
-        d = fn(zs[0], a)
-        return d, d, d
-    tot = wsum = d1 = None
-    for k, z in enumerate(zs, 1):
-        d = fn(z, a)
-        tot = d if tot is None else tot + d
-        if weighted:
-            wsum = d if wsum is None else wsum + k * d
-        if k == 1 and first:
-            d1 = d
-    return tot, wsum, d1
-
-
-class LIFScanFunction(torch.autograd.Function):
+class LIFScanFunction(FunctionalFunction):
     """The multi-step LIF recurrence as one autograd node; see the module docstring for the math.
 
     ``forward(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input, levels,
     relaxed) -> (spikes, h, v_last)``. Saves ``h`` (and ``x`` only when ``decay_input`` and
     ``beta`` needs a gradient). The backward is not itself differentiable (use
-    ``backend="autograd"`` for double backward).
+    ``backend="autograd"`` for double backward). Plain autograd only: no ``torch.func`` transforms
+    (the forward writes into preallocated buffers).
     """
 
     @staticmethod
-    def forward(ctx, x, v0, beta, threshold, alpha, surrogate: Surrogate, reset: str,
+    def forward(x, v0, beta, threshold, alpha, surrogate: Surrogate, reset: str,
                 detach_reset: bool, decay_input: bool, levels: int, relaxed: bool):
-        ctx.set_materialize_grads(False)
         dt = x.dtype
         b, th, a = beta.to(dt), threshold.to(dt), alpha.to(dt)
-        ths = [th * k for k in range(1, levels + 1)]
         T = x.shape[0]
         H = torch.empty(x.shape, dtype=dt, device=x.device)
         S = torch.empty(x.shape, dtype=dt, device=x.device)
@@ -139,14 +152,19 @@ class LIFScanFunction(torch.autograd.Function):
             else:
                 torch.addcmul(cx[t], b, v, out=h)  # beta * v + x_t in one pass
             s = S[t]
-            s.copy_(h >= th if binary else _count(h, ths, relaxed, surrogate, a))
-            v = _after_reset(h, s, th, ths, reset, levels, relaxed, surrogate, a)
+            s.copy_(h >= th if binary else _count(h, th, levels, relaxed, surrogate, a))
+            v = _after_reset(h, s, th, reset, levels, relaxed, surrogate, a)
         v = v.clone() if reset == "none" else v
+        return S, H, v
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed = inputs
+        ctx.set_materialize_grads(False)
         ctx.surrogate, ctx.reset, ctx.detach_reset = surrogate, reset, detach_reset
         ctx.decay_input, ctx.levels, ctx.relaxed = decay_input, levels, relaxed
         save_x = decay_input and ctx.needs_input_grad[2]
-        ctx.save_for_backward(H, v0, beta, threshold, alpha, x if save_x else None)
-        return S, H, v
+        ctx.save_for_backward(output[1], v0, beta, threshold, alpha, x if save_x else None)
 
     @staticmethod
     @once_differentiable
@@ -161,7 +179,6 @@ class LIFScanFunction(torch.autograd.Function):
         nd = (not ctx.detach_reset) and reset != "none"  # the reset passes gradient to the spike
         dt = H.dtype
         b, th, a = beta.to(dt), threshold.to(dt), alpha.to(dt)
-        ths = [th * k for k in range(1, levels + 1)]
         T = H.shape[0]
         c = (1 - b) if decay else None
 
@@ -184,9 +201,10 @@ class LIFScanFunction(torch.autograd.Function):
             elif nd and reset == "zero":
                 G1 = -h * gv
             need_rho = need_a and (G is not None or G1 is not None)
-            zs = [h - thk for thk in ths] if (need_d or need_rho) else None
-            if need_d:
-                sig, kap, sig1 = _terms(sur.derivative, zs, a, weighted=need_th, first=G1 is not None)
+            if need_d or need_rho:
+                sig, kap, sig1, rho, rho1 = boundary_sums(
+                    sur, h, a, 1, levels + 1, spacing=th, derivative=need_d,
+                    weighted=need_d and need_th, first=G1 is not None, wrt_alpha=need_rho)
             # d L / d h_t, written straight into the x-gradient buffer when possible
             gh = gx[t] if (need_x and not decay) else torch.empty_like(h)
             if reset == "zero":
@@ -208,11 +226,10 @@ class LIFScanFunction(torch.autograd.Function):
                 if G1 is not None:
                     acc_th.addcmul_(G1, sig1, value=-1)
                 if reset == "subtract":
-                    cnt = cnt_prev if cnt_prev is not None else _count(h, ths, relaxed, sur, a)
+                    cnt = cnt_prev if cnt_prev is not None else _count(h, th, levels, relaxed, sur, a)
                     acc_th.addcmul_(gv, cnt, value=-1)
             cnt_prev = None
             if need_rho:
-                rho, _, rho1 = _terms(sur.d_alpha, zs, a, weighted=False, first=G1 is not None)
                 if G is not None:
                     acc_a.addcmul_(G, rho)
                 if G1 is not None:
@@ -221,8 +238,8 @@ class LIFScanFunction(torch.autograd.Function):
             if need_b:
                 if t > 0:
                     hp = H[t - 1]
-                    cnt_prev = _count(hp, ths, relaxed, sur, a)  # reused for theta at step t - 1
-                    vprev = _after_reset(hp, cnt_prev, th, ths, reset, levels, relaxed, sur, a)
+                    cnt_prev = _count(hp, th, levels, relaxed, sur, a)  # reused for theta at step t - 1
+                    vprev = _after_reset(hp, cnt_prev, th, reset, levels, relaxed, sur, a)
                 else:
                     vprev = v0.to(dt)
                 acc_b.addcmul_(gh, vprev)
@@ -285,68 +302,23 @@ class _FixedAlpha(Surrogate):
         return self.base.d_alpha(x, alpha)
 
 
-_BACKENDS: Dict[str, Callable] = {"torch": _scan_torch, "autograd": _scan_autograd}
-_AUTO: list = []  # (name, supports) of fused backends tried by backend="auto", in order
+_bk.register_backend("lif", "torch", _scan_torch, auto=False)
+_bk.register_backend("lif", "autograd", _scan_autograd, auto=False)
 
 
 def register_lif_backend(name: str, fn: Callable, supports: Optional[Callable[..., bool]] = None,
                          auto: bool = True) -> None:
-    """Plug in a fused implementation of :func:`lif_scan` (a compiled CPU loop, a Triton kernel).
+    """Alias of ``register_backend("lif", name, fn, supports=supports, auto=auto)``.
 
-    Args:
-        name: the ``backend=`` name.
-        fn: ``fn(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
-            levels, relaxed) -> LIFScanResult`` with the arguments already validated and ``v0``,
-            ``beta``, ``threshold``, ``alpha`` tensors. It must satisfy the numerical contract of
-            :class:`LIFScanFunction` (same forward, same gradients for every differentiable input).
-        supports: ``supports(**same keyword arguments) -> bool``; ``backend="auto"`` only uses
-            ``fn`` when it returns ``True`` (e.g. CUDA tensors and a built-in surrogate).
-        auto: try it for ``backend="auto"`` (in registration order).
+    ``fn(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input, levels,
+    relaxed) -> LIFScanResult`` (see :mod:`surrogate_nets.functional.backends`).
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty str, got {name!r}")
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    _BACKENDS[name] = fn
-    if auto:
-        _AUTO.append((name, supports or (lambda **kw: True)))
+    _bk.register_backend("lif", name, fn, supports=supports, auto=auto)
 
 
 def lif_backends() -> list:
-    """The registered backend names (``"auto"`` is also accepted by :func:`lif_scan`)."""
-    return list(_BACKENDS)
-
-
-def _dispatch(backend: str, **kw):
-    if backend == "auto":
-        for name, supports in _AUTO:
-            if supports(**kw):
-                return _BACKENDS[name](**kw)
-        return _scan_torch(**kw)
-    return _BACKENDS[backend](**kw)
-
-
-def _param_tensor(value, name: str, x: torch.Tensor, check_value) -> torch.Tensor:
-    """A float or tensor parameter as a tensor that broadcasts to ``x[0]``; values checked."""
-    if isinstance(value, torch.Tensor):
-        check_float_tensor(value, name)
-        check_broadcast(value, name, x.shape[1:], "x[0]")
-        if value.dim() > 0 or value.device.type != "cpu":
-            check_same_device(value, name, x, "x")
-        if not value.requires_grad:
-            check_value(value)
-        return value
-    check_value(value)
-    return torch.tensor(float(value), dtype=x.dtype, device=x.device)
-
-
-def _check_beta(value):
-    if isinstance(value, torch.Tensor):
-        bad = ~torch.isfinite(value) | (value <= 0) | (value > 1)
-        if bool(bad.any()):
-            raise ValueError(f"beta must lie in (0, 1], got {value.detach().cpu().tolist()}")
-        return
-    check_in_range(value, "beta", 0.0, 1.0)
+    """Alias of ``list_backends("lif")`` (``"auto"`` is also accepted by :func:`lif_scan`)."""
+    return _bk.list_backends("lif")
 
 
 def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
@@ -388,32 +360,25 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
     Reference: the discrete LIF of Neftci, Mostafa & Zenke (2019) / Fang et al. (ICCV 2021).
     """
     check_time_major(x, "x")
-    if v0 is None:
-        v0 = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
-    else:
-        check_float_tensor(v0, "v0")
-        if tuple(v0.shape) != tuple(x.shape[1:]):
-            raise ValueError(f"v0 must have shape x.shape[1:] = {tuple(x.shape[1:])}, got {describe(v0)}")
-        check_same_device(v0, "v0", x, "x")
-    beta_t = _param_tensor(beta, "beta", x, _check_beta)
-    th_t = _param_tensor(threshold, "threshold", x, lambda v: check_positive(v, "threshold"))
+    v0 = initial_state(v0, x, "v0")
+    beta_t = param_tensor(beta, "beta", x, unit_checker("beta"))
+    th_t = param_tensor(threshold, "threshold", x, positive_checker("threshold"))
     check_choice(reset, "reset", RESET_MODES)
     check_int(levels, "levels", minimum=1)
     sur = resolve_surrogate(surrogate)
     if alpha is None:
         alpha = alpha_for(sur, x[0], "x[0]")
     else:
-        alpha = _param_tensor(alpha, "alpha", x, lambda v: check_positive(v, "alpha"))
-    if backend != "auto" and backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {['auto'] + lif_backends()}, got {backend!r}")
-    return _dispatch(backend, x=x, v0=v0, beta=beta_t, threshold=th_t, alpha=alpha, surrogate=sur,
-                     reset=reset, detach_reset=bool(detach_reset), decay_input=bool(decay_input),
-                     levels=int(levels), relaxed=bool(relaxed))
+        alpha = param_tensor(alpha, "alpha", x, positive_checker("alpha"))
+    _bk.check_backend("lif", backend)
+    return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta_t, threshold=th_t, alpha=alpha,
+                        surrogate=sur, reset=reset, detach_reset=bool(detach_reset),
+                        decay_input=bool(decay_input), levels=int(levels), relaxed=bool(relaxed))
 
 
 def _lif_scan_unchecked(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
                         levels, backend="auto") -> LIFScanResult:
     """:func:`lif_scan` without argument checks (modules validate once at construction)."""
-    return _dispatch(backend, x=x, v0=v0, beta=beta, threshold=threshold, alpha=alpha,
-                     surrogate=surrogate, reset=reset, detach_reset=detach_reset,
-                     decay_input=decay_input, levels=levels, relaxed=False)
+    return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta, threshold=threshold, alpha=alpha,
+                        surrogate=surrogate, reset=reset, detach_reset=detach_reset,
+                        decay_input=decay_input, levels=levels, relaxed=False)

@@ -8,7 +8,12 @@ import torch
 
 from .._validate import check_broadcast, check_float_tensor, check_int, check_positive, check_same_device
 from ..surrogate import Surrogate
-from ._common import alpha_for, alpha_grad, resolve_surrogate
+from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ._function import FunctionalFunction
+from .staircase import round_half_up  # noqa: F401  (re-exported: functional.round_half_up)
+from .staircase import (
+    boundary_sums, boxcar_grad, exact_staircase, is_unit_boxcar, relaxed_staircase,
+)
 
 
 def level_range(levels: int, signed: bool) -> Tuple[int, int]:
@@ -24,51 +29,64 @@ def level_range(levels: int, signed: bool) -> Tuple[int, int]:
     return 0, int(levels)
 
 
-def round_half_up(u: torch.Tensor) -> torch.Tensor:
-    """``floor(u + 1/2)``: ties round up, so the staircase is exactly ``sum_k H(u - k - 1/2)``."""
-    return torch.floor(u + 0.5)
-
-
-class StaircaseFunction(torch.autograd.Function):
+class StaircaseFunction(FunctionalFunction):
     r"""``R(u) = clamp(floor(u + 1/2), lo, hi)`` forward; surrogate sum over boundaries backward.
+
+    ``apply(u, alpha, surrogate, lo, hi, relaxed=False)``:
 
     .. math::
         R'(u) := \sum_{k=lo}^{hi-1} P'(u - k - \tfrac12),\qquad
         \partial_\alpha R := \sum_{k=lo}^{hi-1} \partial_\alpha P(u - k - \tfrac12)
 
-    ``relaxed=True`` returns ``lo + sum_k P(u - k - 1/2)`` in the forward (DSQ-style soft staircase).
+    (:func:`~surrogate_nets.functional.staircase.boundary_sums`: exact, with the boxcar fast
+    path). ``relaxed=True`` returns ``lo + sum_k P(u - k - 1/2)`` in the forward (DSQ-style soft
+    staircase). Written in the ``forward`` + ``setup_context`` form with
+    ``generate_vmap_rule = True``: ``torch.func.grad``/``vjp``/``vmap`` work through it.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, u, alpha, surrogate: Surrogate, lo: int, hi: int, relaxed: bool = False):
+    def forward(u, alpha, surrogate: Surrogate, lo: int, hi: int, relaxed: bool = False):
+        if relaxed:
+            return relaxed_staircase(surrogate, u, alpha.to(u.dtype), lo, hi, offset=float(lo))
+        return exact_staircase(u, lo, hi)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        u, alpha, surrogate, lo, hi = inputs[:5]
         ctx.surrogate, ctx.lo, ctx.hi = surrogate, lo, hi
         ctx.save_for_backward(u, alpha)
-        if relaxed:
-            a = alpha.to(u.dtype)
-            out = torch.full_like(u, float(lo))
-            for k in range(lo, hi):
-                out = out + surrogate.primitive(u - (k + 0.5), a)
-            return out
-        return round_half_up(u).clamp_(lo, hi)
 
     @staticmethod
     def backward(ctx, grad):
         u, alpha = ctx.saved_tensors
         s, lo, hi = ctx.surrogate, ctx.lo, ctx.hi
-        a = alpha.to(u.dtype)
+        need_u, need_a = ctx.needs_input_grad[:2]
         gu = ga = None
-        if ctx.needs_input_grad[0]:
-            gu = grad * s.staircase_derivative(u, a, lo, hi)
-        if ctx.needs_input_grad[1]:
-            ga = alpha_grad(s, grad * s.staircase_derivative(u, a, lo, hi, wrt_alpha=True), alpha)
+        if need_u and is_unit_boxcar(s):
+            gu = boxcar_grad(grad, u, lo, hi)
+            need_u = False
+        if need_u or need_a:
+            sums = boundary_sums(s, u, alpha.to(u.dtype), lo, hi, derivative=need_u, wrt_alpha=need_a)
+            if need_u:
+                gu = grad * sums.sigma
+            if need_a:
+                ga = alpha_grad(s, grad * sums.rho, alpha)
         return gu, ga, None, None, None, None
+
+
+def _check_signed(signed) -> bool:
+    if not isinstance(signed, bool):
+        raise TypeError(f"signed must be a bool (True or False), got {type(signed).__name__} {signed!r}")
+    return signed
 
 
 def staircase(u: torch.Tensor, levels: int, surrogate: Union[str, Surrogate, None] = None,
               signed: bool = False, relaxed: bool = False) -> torch.Tensor:
     """The integer staircase ``clamp(round_half_up(u), lo, hi)`` with a surrogate gradient (see :func:`quantize`)."""
     check_float_tensor(u, "u")
-    lo, hi = level_range(levels, signed)
+    lo, hi = level_range(levels, _check_signed(signed))
     s = resolve_surrogate(surrogate)
     return StaircaseFunction.apply(u, alpha_for(s, u, "u"), s, lo, hi, bool(relaxed))
 

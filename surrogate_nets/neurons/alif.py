@@ -2,12 +2,16 @@ r"""Adaptive-threshold LIF neuron (LSNN)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Union
 
 import torch
 
-from ..functional.neurons import alif_step
-from .base import SpikingNeuron, _fmt
+from ..functional import backends as _backends
+from ..functional.alif import alif_step
+from ..functional.li import li_scan
+from ..functional.spike import reset_membrane
+from ..surrogate import alpha_for
+from .base import SpikingNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
 
 
@@ -46,7 +50,13 @@ class ALIF(SpikingNeuron):
     SpikingJelly.
 
     Shapes: ``[T, B, ...]`` -> spikes ``[T, B, ...]``; state :class:`ALIFState`. Recordable:
-    ``"s"``, ``"h"``, ``"v"``, ``"a"``.
+    ``"s"``, ``"h"``, ``"v"``, ``"a"``. Multi-step calls run the fused
+    :func:`~surrogate_nets.functional.alif_scan` (hand-written BPTT; ``backend=`` picks the
+    implementation, seam op ``"alif"``).
+
+    The shared spiking arguments (``threshold``, ``learn_threshold``, ``surrogate``, ``reset``,
+    ``detach_reset``, ``levels``, ``shape``, ``num_neurons``, ``stateful``, ``record``,
+    ``record_rates``) are keyword-only ``**kwargs``, as in :class:`~surrogate_nets.neurons.LIF`.
     """
 
     State = ALIFState
@@ -59,19 +69,14 @@ class ALIF(SpikingNeuron):
     def __init__(self, beta=None, tau=None, rho=None, tau_adapt=None,
                  adaptation: Union[float, torch.Tensor] = 0.1, decay_input: bool = False,
                  learn_beta: bool = False, learn_rho: bool = False, learn_adaptation: bool = False,
-                 *, threshold: Union[float, torch.Tensor] = 1.0, learn_threshold: bool = False,
-                 surrogate=None, reset: str = "subtract", detach_reset: bool = False, levels: int = 1,
-                 shape=None, num_neurons: Optional[int] = None, stateful: bool = False,
-                 record: Union[str, Sequence[str]] = (), record_rates: bool = False):
-        super().__init__(threshold=threshold, learn_threshold=learn_threshold, surrogate=surrogate,
-                         reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
-                         num_neurons=num_neurons, stateful=stateful, record=record,
-                         record_rates=record_rates)
+                 *, backend: str = "auto", **kwargs):
+        super().__init__(**kwargs)
         self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self._register_decay("rho", rho, tau_adapt, "tau_adapt", 20.0, learn_rho)
         self._register_positive("adaptation", adaptation, learn_adaptation,
                                 allow_zero=not learn_adaptation)
         self.decay_input = bool(decay_input)
+        self.backend = check_scan_backend("alif", backend)
 
     def _per_neuron(self):
         return dict(super()._per_neuron(), beta=self.beta, rho=self.rho, adaptation=self.adaptation)
@@ -83,6 +88,30 @@ class ALIF(SpikingNeuron):
         s, v, a, h = alif_step(x_t, state.v, state.a, p["beta"], p["rho"], p["threshold"],
                                p["adaptation"], decay_input=self.decay_input, **self._spike_kw())
         return s, ALIFState(v, a), h
+
+    def _multistep(self, x, state, p, keys):
+        r = _backends.dispatch(
+            "alif", self.backend, x=x, v0=state.v, a0=state.a, beta=p["beta"], rho=p["rho"],
+            threshold=p["threshold"], adaptation=p["adaptation"],
+            alpha=alpha_for(self.surrogate, x[0], "x[0]"), surrogate=self.surrogate,
+            reset=self.reset_mode, detach_reset=self.detach_reset, decay_input=self.decay_input,
+            levels=self.levels, relaxed=False)
+        traces = {}
+        if keys:
+            a = li_scan(r.spikes, state.a, p["rho"], backend="torch") if ("a" in keys or "v" in keys) else None
+            for k in keys:
+                if k == "s":
+                    traces[k] = r.spikes
+                elif k == "h":
+                    traces[k] = r.h
+                elif k == "a":
+                    traces[k] = a
+                elif k == "v":
+                    a_prev = torch.cat([state.a[None], a[:-1]])
+                    th = p["threshold"] + p["adaptation"] * a_prev
+                    traces[k] = reset_membrane(r.h, r.spikes, th, self.reset_mode, self.detach_reset,
+                                               self.levels, self.surrogate)
+        return r.spikes, ALIFState(r.v, r.a), traces
 
     def extra_repr(self) -> str:
         parts = [_fmt(self, "beta"), _fmt(self, "rho"), _fmt(self, "adaptation")]

@@ -31,9 +31,9 @@ from .._validate import (
     check_broadcast, check_choice, check_float_tensor, check_in_range, check_int, check_positive,
     check_time_major, describe,
 )
-from ..functional._common import resolve_surrogate
-from ..functional.neurons import RESET_MODES
-from ..surrogate import Surrogate
+from ..functional import backends as _backends
+from ..functional.spike import RESET_MODES
+from ..surrogate import Surrogate, resolve_surrogate
 from .parametrize import THRESHOLD_FLOOR, Constrained, as_param_tensor, is_learnable, register_constrained
 
 Shape = Union[int, Sequence[int], None]
@@ -308,12 +308,15 @@ class SpikingNeuron(BaseNeuron):
             (see :func:`~surrogate_nets.functional.fire`); 1 = binary spikes.
         **kwargs: :class:`BaseNeuron` arguments (``shape``, ``num_neurons``, ``stateful``,
             ``record``, ``record_rates``).
+
+    All of these are keyword-only and shared by every spiking neuron: subclasses take them as
+    ``**kwargs`` and forward them here once.
     """
 
     threshold = Constrained("positive", "the firing threshold theta > 0", floor=THRESHOLD_FLOOR)
     recordable = ("s", "h", "v")
 
-    def __init__(self, threshold: Union[float, torch.Tensor] = 1.0, learn_threshold: bool = False,
+    def __init__(self, *, threshold: Union[float, torch.Tensor] = 1.0, learn_threshold: bool = False,
                  surrogate: Union[str, Surrogate, None] = None, reset: str = "subtract",
                  detach_reset: bool = False, levels: int = 1, **kwargs):
         super().__init__(**kwargs)
@@ -342,6 +345,11 @@ class SpikingNeuron(BaseNeuron):
             parts.append(f"levels={self.levels}")
         base = super().extra_repr()
         return ", ".join(parts + ([base] if base else []))
+
+
+def check_scan_backend(op: str, backend: str) -> str:
+    """``backend`` validated for the seam op ``op`` (see :mod:`surrogate_nets.functional.backends`)."""
+    return _backends.check_backend(op, backend)
 
 
 def _fmt(module, name) -> str:

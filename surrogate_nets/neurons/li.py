@@ -6,14 +6,10 @@ from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 
-from ..functional.lif import _lif_scan_unchecked
-from ..functional.neurons import li_step
-from ..surrogate import ATan
-from .base import BaseNeuron, _fmt
-from .lif import LIF, _check_backend
+from ..functional import backends as _backends
+from ..functional.li import li_step
+from .base import BaseNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
-
-_UNUSED_SURROGATE = ATan()  # LI never spikes: the scan's spike branch is never differentiated
 
 
 class LIState(NamedTuple):
@@ -45,7 +41,7 @@ class LI(BaseNeuron):
             (default ``tau = 2``).
         shape, num_neurons, stateful, record, record_rates: see
             :class:`~surrogate_nets.neurons.base.BaseNeuron`.
-        backend: the :func:`~surrogate_nets.functional.lif_scan` backend used for the recurrence.
+        backend: the :func:`~surrogate_nets.functional.li_scan` backend (seam op ``"li"``).
     """
 
     State = LIState
@@ -61,9 +57,12 @@ class LI(BaseNeuron):
                          record_rates=record_rates)
         self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
-        self.backend = _check_backend(backend)
+        self.backend = check_scan_backend("li", backend)
 
-    tau = LIF.tau  # 1 / (1 - beta)
+    @property
+    def tau(self) -> torch.Tensor:
+        """The time constant ``1 / (1 - beta)`` (``inf`` for ``beta = 1``)."""
+        return 1 / (1 - self.beta)
 
     def _per_neuron(self):
         return {"beta": self.beta}
@@ -76,10 +75,9 @@ class LI(BaseNeuron):
         return v, LIState(v), v
 
     def _multistep(self, x, state, p, keys):
-        inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
-        r = _lif_scan_unchecked(x, state.v, p["beta"], inf, _UNUSED_SURROGATE.fixed_alpha,
-                                _UNUSED_SURROGATE, "none", False, self.decay_input, 1, self.backend)
-        return r.h, LIState(r.v), {k: r.h for k in keys}
+        v = _backends.dispatch("li", self.backend, x=x, v0=state.v, beta=p["beta"],
+                               decay_input=self.decay_input)
+        return v, LIState(v[-1].clone()), {k: v for k in keys}
 
     def extra_repr(self) -> str:
         parts = [_fmt(self, "beta")] + (["decay_input=True"] if self.decay_input else [])

@@ -2,14 +2,14 @@ r"""Leaky integrate-and-fire neuron (and PLIF, its learnable-time-constant form)
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Union
 
 import torch
 
-from ..functional.lif import _lif_scan_unchecked, lif_backends
-from ..functional.neurons import lif_step, reset_membrane
-from ..functional._common import alpha_for
-from .base import SpikingNeuron, _fmt
+from ..functional.lif import _lif_scan_unchecked, lif_step
+from ..functional.spike import reset_membrane
+from ..surrogate import alpha_for
+from .base import SpikingNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
 
 
@@ -24,10 +24,8 @@ class LIFState(NamedTuple):
 
 
 def _check_backend(backend: str) -> str:
-    valid = ["auto"] + lif_backends()
-    if backend not in valid:
-        raise ValueError(f"backend must be one of {valid}, got {backend!r}")
-    return backend
+    """Old name: ``backend`` validated for the seam op ``"lif"``."""
+    return check_scan_backend("lif", backend)
 
 
 class LIF(SpikingNeuron):
@@ -87,10 +85,11 @@ class LIF(SpikingNeuron):
         decay_input: scale the input by ``1 - beta``.
         learn_beta: learn the decay (sigmoid parametrisation, so ``beta`` stays in ``(0, 1)``).
         backend: the :func:`~surrogate_nets.functional.lif_scan` backend (``"auto"``).
-        threshold, learn_threshold, surrogate, reset, detach_reset, levels: see
-            :class:`~surrogate_nets.neurons.base.SpikingNeuron`.
-        shape, num_neurons, stateful, record, record_rates: see
-            :class:`~surrogate_nets.neurons.base.BaseNeuron`.
+        **kwargs: keyword-only, shared by every spiking neuron: ``threshold``,
+            ``learn_threshold``, ``surrogate``, ``reset``, ``detach_reset``, ``levels`` (see
+            :class:`~surrogate_nets.neurons.base.SpikingNeuron`) and ``shape``, ``num_neurons``,
+            ``stateful``, ``record``, ``record_rates`` (see
+            :class:`~surrogate_nets.neurons.base.BaseNeuron`).
     """
 
     State = LIFState
@@ -98,16 +97,8 @@ class LIF(SpikingNeuron):
 
     def __init__(self, beta: Union[float, torch.Tensor, None] = None,
                  tau: Union[float, torch.Tensor, None] = None, decay_input: bool = False,
-                 learn_beta: bool = False, *, threshold: Union[float, torch.Tensor] = 1.0,
-                 learn_threshold: bool = False, surrogate=None, reset: str = "subtract",
-                 detach_reset: bool = False, levels: int = 1, shape=None,
-                 num_neurons: Optional[int] = None, stateful: bool = False,
-                 record: Union[str, Sequence[str]] = (), record_rates: bool = False,
-                 backend: str = "auto"):
-        super().__init__(threshold=threshold, learn_threshold=learn_threshold, surrogate=surrogate,
-                         reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
-                         num_neurons=num_neurons, stateful=stateful, record=record,
-                         record_rates=record_rates)
+                 learn_beta: bool = False, *, backend: str = "auto", **kwargs):
+        super().__init__(**kwargs)
         self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
         self.backend = _check_backend(backend)

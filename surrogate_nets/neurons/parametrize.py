@@ -21,16 +21,16 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .._positive import inverse_softplus, positive_from_raw, raw_from_positive
 
 #: floor of learnable thresholds and decays (see :class:`Constrained`)
 THRESHOLD_FLOOR = 1e-4
 DECAY_FLOOR = 1e-4
 
 
-def _inv_softplus(y: torch.Tensor) -> torch.Tensor:
-    return y + torch.log(-torch.expm1(-y))
+_inv_softplus = inverse_softplus  # old private name
 
 
 class Constrained:
@@ -71,8 +71,7 @@ class Constrained:
 
     def forward_map(self, raw: torch.Tensor) -> torch.Tensor:
         if self.kind == "positive":
-            out = F.softplus(raw)
-            return out + self.floor if self.floor else out
+            return positive_from_raw(raw, self.floor)
         out = torch.sigmoid(raw)
         return self.floor + (1 - self.floor) * out if self.floor else out
 
@@ -83,7 +82,7 @@ class Constrained:
             raise ValueError(f"a learnable {self.name} must lie in {interval}, got "
                              f"{value.detach().cpu().tolist()}")
         if self.kind == "positive":
-            return _inv_softplus(value - lo)
+            return raw_from_positive(value, lo)
         return torch.logit((value - lo) / (1 - lo))
 
     def __get__(self, obj, owner=None):

@@ -2,14 +2,14 @@ r"""Recurrent LIF neuron: the layer's own spikes are fed back."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._validate import check_choice
-from ..functional.neurons import rlif_step
+from ..functional.rlif import rlif_step
 from .base import SpikingNeuron, _fmt
 from .parametrize import DECAY_FLOOR, Constrained, as_param_tensor
 
@@ -46,6 +46,10 @@ class RLIF(SpikingNeuron):
 
     Shapes: ``[T, B, ..., N]`` -> spikes of the same shape; state :class:`RLIFState`.
     Recordable: ``"s"``, ``"h"``, ``"v"``.
+
+    The shared spiking arguments (``threshold``, ``learn_threshold``, ``surrogate``, ``reset``,
+    ``detach_reset``, ``levels``, ``shape``, ``num_neurons``, ``stateful``, ``record``,
+    ``record_rates``) are keyword-only ``**kwargs``, as in :class:`~surrogate_nets.neurons.LIF`.
     """
 
     State = RLIFState
@@ -53,18 +57,11 @@ class RLIF(SpikingNeuron):
 
     def __init__(self, beta=None, tau=None, decay_input: bool = False, learn_beta: bool = False, *,
                  num_neurons: Optional[int] = None, connectivity: str = "all_to_all",
-                 recurrent_bias: bool = False, recurrent_init: float = 0.0,
-                 threshold: Union[float, torch.Tensor] = 1.0, learn_threshold: bool = False,
-                 surrogate=None, reset: str = "subtract", detach_reset: bool = False, levels: int = 1,
-                 shape=None, stateful: bool = False, record: Union[str, Sequence[str]] = (),
-                 record_rates: bool = False):
+                 recurrent_bias: bool = False, recurrent_init: float = 0.0, **kwargs):
         self_conn = check_choice(connectivity, "connectivity", ("all_to_all", "one_to_one"))
         if self_conn == "all_to_all" and num_neurons is None:
             raise ValueError("num_neurons must be given (an int N) for connectivity='all_to_all', got None")
-        super().__init__(threshold=threshold, learn_threshold=learn_threshold, surrogate=surrogate,
-                         reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
-                         num_neurons=num_neurons, stateful=stateful, record=record,
-                         record_rates=record_rates)
+        super().__init__(num_neurons=num_neurons, **kwargs)
         self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
         self.connectivity = self_conn

@@ -2,12 +2,15 @@ r"""Current-based LIF neuron (two time constants)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple
 
 import torch
 
-from ..functional.neurons import synaptic_step
-from .base import SpikingNeuron, _fmt
+from ..functional import backends as _backends
+from ..functional.spike import reset_membrane
+from ..functional.synaptic import synaptic_step
+from ..surrogate import alpha_for
+from .base import SpikingNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
 
 
@@ -44,7 +47,12 @@ class Synaptic(SpikingNeuron):
     different discretisation). SpikingJelly has no built-in.
 
     Shapes: ``[T, B, ...]`` -> spikes ``[T, B, ...]``; state :class:`SynapticState`. Recordable:
-    ``"s"``, ``"h"``, ``"v"``, ``"i"``.
+    ``"s"``, ``"h"``, ``"v"``, ``"i"``. Multi-step calls run the fused
+    :func:`~surrogate_nets.functional.synaptic_scan` (seam op ``"synaptic"``, ``backend=``).
+
+    The shared spiking arguments (``threshold``, ``learn_threshold``, ``surrogate``, ``reset``,
+    ``detach_reset``, ``levels``, ``shape``, ``num_neurons``, ``stateful``, ``record``,
+    ``record_rates``) are keyword-only ``**kwargs``, as in :class:`~surrogate_nets.neurons.LIF`.
     """
 
     State = SynapticState
@@ -53,18 +61,13 @@ class Synaptic(SpikingNeuron):
     beta = Constrained("unit", "membrane decay in (0, 1]", floor=DECAY_FLOOR)
 
     def __init__(self, alpha_syn=None, beta=None, *, tau_syn=None, tau=None, decay_input: bool = False,
-                 learn_alpha_syn: bool = False, learn_beta: bool = False,
-                 threshold: Union[float, torch.Tensor] = 1.0, learn_threshold: bool = False,
-                 surrogate=None, reset: str = "subtract", detach_reset: bool = False, levels: int = 1,
-                 shape=None, num_neurons: Optional[int] = None, stateful: bool = False,
-                 record: Union[str, Sequence[str]] = (), record_rates: bool = False):
-        super().__init__(threshold=threshold, learn_threshold=learn_threshold, surrogate=surrogate,
-                         reset=reset, detach_reset=detach_reset, levels=levels, shape=shape,
-                         num_neurons=num_neurons, stateful=stateful, record=record,
-                         record_rates=record_rates)
+                 learn_alpha_syn: bool = False, learn_beta: bool = False, backend: str = "auto",
+                 **kwargs):
+        super().__init__(**kwargs)
         self._register_decay("alpha_syn", alpha_syn, tau_syn, "tau_syn", 2.0, learn_alpha_syn)
         self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
+        self.backend = check_scan_backend("synaptic", backend)
 
     def _per_neuron(self):
         return dict(super()._per_neuron(), alpha_syn=self.alpha_syn, beta=self.beta)
@@ -76,6 +79,21 @@ class Synaptic(SpikingNeuron):
         s, i, v, h = synaptic_step(x_t, state.i, state.v, p["alpha_syn"], p["beta"], p["threshold"],
                                    decay_input=self.decay_input, **self._spike_kw())
         return s, SynapticState(i, v), h
+
+    def _multistep(self, x, state, p, keys):
+        r = _backends.dispatch(
+            "synaptic", self.backend, x=x, i0=state.i, v0=state.v, alpha_syn=p["alpha_syn"],
+            beta=p["beta"], threshold=p["threshold"], alpha=alpha_for(self.surrogate, x[0], "x[0]"),
+            surrogate=self.surrogate, reset=self.reset_mode, detach_reset=self.detach_reset,
+            decay_input=self.decay_input, levels=self.levels, relaxed=False)
+        traces = {}
+        for k in keys:
+            if k == "v":
+                traces[k] = reset_membrane(r.h, r.spikes, p["threshold"], self.reset_mode,
+                                           self.detach_reset, self.levels, self.surrogate)
+            else:
+                traces[k] = {"s": r.spikes, "h": r.h, "i": r.i}[k]
+        return r.spikes, SynapticState(r.i[-1].clone(), r.v), traces
 
     def extra_repr(self) -> str:
         return ", ".join([_fmt(self, "alpha_syn"), _fmt(self, "beta"), super().extra_repr()])

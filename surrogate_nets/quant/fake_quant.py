@@ -9,7 +9,7 @@ and an integer range ``[lo, hi]``:
 
 ``R`` is the staircase of :func:`surrogate_nets.functional.staircase`: exact in the forward pass,
 differentiated through a surrogate summed over its level boundaries in the backward pass
-(:meth:`Surrogate.staircase_derivative <surrogate_nets.surrogate.Surrogate.staircase_derivative>`).
+(:func:`surrogate_nets.functional.staircase.boundary_sums`).
 Every other dependency is differentiated exactly, written out here in closed form:
 
 .. math::
@@ -59,8 +59,17 @@ import torch
 
 from .._validate import (check_broadcast, check_float_tensor, check_int, check_positive,
                          check_same_device, sum_to_shape)
-from ..functional._common import alpha_for, alpha_grad, resolve_surrogate
-from ..surrogate import Rectangle, Surrogate
+from ..functional import backends as _backends
+from ..functional._function import FunctionalFunction
+from ..functional.staircase import _below  # noqa: F401  (old private name)
+from ..functional.staircase import boundary_sums, boxcar_grad, exact_staircase_, is_unit_boxcar
+from ..surrogate import Surrogate
+from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+
+#: Deprecated name of :func:`surrogate_nets.functional.staircase.is_unit_boxcar` (the one predicate).
+unit_box_ste = is_unit_boxcar
+_stair_ = exact_staircase_  # old private names
+_boxcar_grad = boxcar_grad
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -92,23 +101,6 @@ def lsq_init_step(x: torch.Tensor, q_p: int, dim: Optional[int] = None,
         return (2.0 / math.sqrt(max(int(q_p), 1))) * m
 
 
-def unit_box_ste(surrogate: Surrogate) -> bool:
-    """True when ``surrogate``'s staircase derivative is the plain mask ``1[lo <= u < hi]``.
-
-    That is a built-in :class:`~surrogate_nets.surrogate.Rectangle` (or ``StraightThrough``) with a
-    fixed ``alpha == 1`` and no overridden method. It reads the host copy of alpha that
-    :class:`~surrogate_nets.surrogate.Surrogate` keeps (refreshed by ``set_alpha`` and
-    ``load_state_dict``), so deciding costs no device read and traces under ``torch.compile``.
-    """
-    if not isinstance(surrogate, Rectangle) or surrogate.learnable:
-        return False
-    cls = type(surrogate)
-    for meth in ("derivative", "d_alpha", "staircase_derivative", "primitive"):
-        if getattr(cls, meth) is not getattr(Rectangle, meth):
-            return False
-    return getattr(surrogate, "host_alpha", None) == (1.0, 1.0)
-
-
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``sum(a * b)`` in one pass without a temporary (float32 accumulation for half types)."""
     a = a.reshape(-1)
@@ -127,43 +119,18 @@ def _sum(t: torch.Tensor, shape) -> torch.Tensor:
     return sum_to_shape(t, shape)
 
 
-def _below(lo: int, double: bool) -> float:
-    """The largest number below the integer ``lo <= 0`` in float64 (``double``) or float32.
-
-    ``u > _below(lo)`` is then exactly ``u >= lo`` for ``u`` of that precision (half types are
-    compared in float32). For ``lo = 0`` the smallest *normal* number is used, so a
-    flush-denormals mode cannot turn ``u = 0`` into "below range".
-    """
-    if lo == 0:
-        return -torch.finfo(torch.float64 if double else torch.float32).tiny
-    if double:
-        return math.nextafter(float(lo), -math.inf)
-    _, e = math.frexp(-lo)  # |lo| in [2**(e-1), 2**e): float32 spacing 2**(e-1-23) below it
-    return float(lo) - 2.0 ** (e - 24)
-
-
-def _stair_(u: torch.Tensor, lo: int, hi: int, binary: bool) -> torch.Tensor:
-    """``R(u)`` computed in place in ``u``: ``clamp(floor(u + 1/2), lo, hi)``; binary ``2 H(u) - 1``."""
-    if binary:  # 2 H(u) - 1 = clamp(2 floor(u) + 1, -1, 1): vectorised float ops, no boolean mask
-        return u.floor_().mul_(2).add_(1).clamp_(-1, 1)
-    return u.add_(0.5).floor_().clamp_(lo, hi)
-
-
 def _scaled(x: torch.Tensor, s: torch.Tensor, b: Optional[torch.Tensor]) -> torch.Tensor:
     """``u = (x - b) / s`` as a new tensor (the forward and the backward compute it identically)."""
     return x / s if b is None else (x - b).div_(s)
 
 
-def _boxcar_grad(grad: torch.Tensor, u: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-    """``grad * 1[lo <= u < hi]`` in one fused pass (``hardtanh_backward`` with an exact lower bound).
-
-    ``torch.where`` with a boolean mask is several times slower on CPU than this kernel.
-    """
-    return torch.ops.aten.hardtanh_backward(grad, u, _below(lo, u.dtype == torch.float64), float(hi))
-
-
-class FakeQuantFunction(torch.autograd.Function):
+class FakeQuantFunction(FunctionalFunction):
     r"""``q = s R((x - b)/s) + b`` forward; closed-form surrogate gradients backward (see module doc).
+
+    Plain autograd only (in-place buffers in forward and backward; no ``torch.func`` support and
+    no double backward): for ``torch.func.grad``/``vmap`` use the composed
+    :func:`surrogate_nets.functional.quantize`, whose :class:`StaircaseFunction` supports them.
+    It is the ``"torch"`` backend of op ``"fake_quant"`` (:mod:`surrogate_nets.functional.backends`).
 
     Inputs: ``x [*]``; ``step`` and ``offset`` (or ``None``) broadcastable to ``x`` (any float
     dtype; the math runs in ``x``'s dtype, their gradients come back in their own dtype);
@@ -187,16 +154,20 @@ class FakeQuantFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale):
+    def forward(x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale):
         s = step.to(x.dtype)
         b = None if offset is None else offset.to(x.dtype)
-        out = _stair_(_scaled(x, s, b), lo, hi, binary).mul_(s)
+        out = exact_staircase_(_scaled(x, s, b), lo, hi, binary).mul_(s)
         if b is not None:
             out = out.add_(b)
+        return out
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale = inputs
         ctx.surrogate = surrogate
         ctx.cfg = (lo, hi, binary, pact, fast, grad_scale)
         ctx.save_for_backward(x, step, offset, alpha)
-        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -212,32 +183,33 @@ class FakeQuantFunction(torch.autograd.Function):
         gs = gb = ga = gx = None
         if fast:
             if need_x or need_b:
-                gx = _boxcar_grad(grad, u, mlo, mhi)  # grad * R'(u)
+                gx = boxcar_grad(grad, u, mlo, mhi)  # grad * R'(u)
             if need_b:
                 # dq/db = 1 - R'(u)
                 gb = _sum(grad - gx, offset.shape if offset.numel() > 1 else ())
             if need_s:
                 # e = dq/ds = R(u) - u R'(u)   (PACT: clamp(u, lo, hi) - u R'(u)), per element,
                 # so in range it is the rounding residual itself; u is consumed in place
-                um = _boxcar_grad(u, u, mlo, mhi)  # u * 1[in range], fused
-                e = (u.clamp_(mlo, mhi) if pact else _stair_(u, lo, hi, binary)).sub_(um)
+                um = boxcar_grad(u, u, mlo, mhi)  # u * 1[in range], fused
+                e = (u.clamp_(mlo, mhi) if pact else exact_staircase_(u, lo, hi, binary)).sub_(um)
                 gs = _dot(grad, e) if step.numel() == 1 else _sum(grad * e, step.shape)
         else:
             # binary: R(u) = 2 R01((u + 1)/2) - 1, so R'(u) = R01'((u + 1)/2), dR/dalpha = 2 dR01/dalpha
             uu, slo, shi = (u.mul(0.5).add_(0.5), 0, 1) if binary else (u, lo, hi)
             a = alpha.to(u.dtype)
+            need_d = need_x or need_s or need_b
+            sums = boundary_sums(sur, uu, a, slo, shi, derivative=need_d, wrt_alpha=need_a)
             if need_a:
                 # dq/dalpha = s * dR/dalpha
-                da = sur.staircase_derivative(uu, a, slo, shi, wrt_alpha=True)
                 s = step.to(u.dtype)
-                ga = alpha_grad(sur, grad * da * (2 * s if binary else s), alpha)
-            if need_x or need_s or need_b:
-                dr = sur.staircase_derivative(uu, a, slo, shi)
+                ga = alpha_grad(sur, grad * sums.rho * (2 * s if binary else s), alpha)
+            if need_d:
+                dr = sums.sigma
                 gx = grad * dr
                 if need_b:
                     gb = _sum(grad - gx, offset.shape if offset.numel() > 1 else ())
                 if need_s:
-                    r = u.clamp(mlo, mhi) if pact else _stair_(u.clone(), lo, hi, binary)
+                    r = u.clamp(mlo, mhi) if pact else exact_staircase_(u.clone(), lo, hi, binary)
                     e = r.addcmul_(u, dr, value=-1)
                     gs = _dot(grad, e) if step.numel() == 1 else _sum(grad * e, step.shape)
         if gs is not None:
@@ -245,6 +217,14 @@ class FakeQuantFunction(torch.autograd.Function):
         if gb is not None:
             gb = (gb * g if g != 1.0 else gb).reshape(offset.shape).to(offset.dtype)
         return (gx if need_x else None), gs, gb, ga, None, None, None, None, None, None, None
+
+
+def _fake_quant_torch(x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale):
+    return FakeQuantFunction.apply(x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast,
+                                   grad_scale)
+
+
+_backends.register_backend("fake_quant", "torch", _fake_quant_torch, auto=False)
 
 
 def fake_quantize(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
@@ -284,8 +264,10 @@ def fake_quantize(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
         raise ValueError(f"need lo < hi, got lo={lo}, hi={hi}")
     check_positive(grad_scale, "grad_scale")
     sur = resolve_surrogate(surrogate)
-    return FakeQuantFunction.apply(x, step, offset, alpha_for(sur, x), sur, lo, hi, bool(binary),
-                                   bool(pact), unit_box_ste(sur), float(grad_scale))
+    return _backends.dispatch("fake_quant", "auto", x=x, step=step, offset=offset,
+                              alpha=alpha_for(sur, x), surrogate=sur, lo=lo, hi=hi,
+                              binary=bool(binary), pact=bool(pact), fast=is_unit_boxcar(sur),
+                              grad_scale=float(grad_scale))
 
 
 def int_codes(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
@@ -294,4 +276,4 @@ def int_codes(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
     """The integer codes ``k`` of :func:`fake_quantize`, so that ``q == k * s + b`` exactly."""
     with torch.no_grad():
         b = None if offset is None else offset.to(x.dtype)
-        return _stair_(_scaled(x, step.to(x.dtype), b), lo, hi, binary).to(dtype)
+        return exact_staircase_(_scaled(x, step.to(x.dtype), b), lo, hi, binary).to(dtype)

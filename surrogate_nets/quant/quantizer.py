@@ -29,9 +29,11 @@ Conventions shared by all of them:
   bit-for-bit LSQ's and torch.ao's; an overshoot reflects to a small positive step instead of
   flipping the grid, and ``s`` never reaches 0. ``exp`` (a log-domain step, as TQT, Jain et al.
   MLSys 2020) makes updates relative (``ds/draw = s``), which suits very different step scales
-  but is no longer LSQ's update. Softplus was not chosen: for the small steps typical of
-  activations (``s ~ 0.05``) its derivative ``sigmoid(raw) ~ s`` behaves like ``exp`` without its
-  scale invariance.
+  but is no longer LSQ's update. ``step_param="softplus"`` (opt-in) uses the package's one
+  positive parametrisation ``s = softplus(raw_step)`` (:mod:`surrogate_nets._positive`, shared
+  with the surrogate alpha and the neuron thresholds); it is not the default: for the small steps
+  typical of activations (``s ~ 0.05``) its derivative ``sigmoid(raw) ~ s`` behaves like ``exp``
+  without its scale invariance.
 * **Initialisation.** ``init_step=None`` initialises ``s`` from the first batch (LSQ):
   ``s_0 = 2 mean|x| / sqrt(Q_P)`` (per channel: the mean over the other dims), with ``Q_P = hi``
   the largest positive code. It runs inside the first forward call (training or eval) without a
@@ -64,11 +66,13 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from .._positive import positive_from_raw, raw_from_positive
 from .._validate import check_choice, check_float_tensor, check_int, check_positive
 from ..functional import level_range
-from ..functional._common import alpha_for
-from ..surrogate import Surrogate, get
-from .fake_quant import FakeQuantFunction, int_codes, lsq_grad_scale, lsq_init_step, unit_box_ste
+from ..functional.staircase import is_unit_boxcar
+from ..surrogate import Surrogate, alpha_for, get
+from ..functional import backends as _backends
+from .fake_quant import FakeQuantFunction, int_codes, lsq_grad_scale, lsq_init_step  # noqa: F401
 
 #: supported bit widths
 MAX_BITS = 16
@@ -142,7 +146,8 @@ class Quantizer(nn.Module):
         channels: number of channels ``C`` (required with ``per_channel``).
         alpha, learn_alpha: build the surrogate from a name with this sharpness / learnable.
         narrow: signed symmetric range without the lowest code.
-        step_param: ``"abs"`` (exact LSQ) or ``"exp"`` (log-domain step).
+        step_param: ``"abs"`` (exact LSQ), ``"exp"`` (log-domain step) or ``"softplus"`` (the
+            package's one positive parametrisation, :mod:`surrogate_nets._positive`).
     """
 
     #: dim 0 of the input is a batch (excluded from the paper's N); False for weights.
@@ -166,7 +171,7 @@ class Quantizer(nn.Module):
         self.levels = self.hi - self.lo if not self.binary else 1
         self.signed = signed
         self.narrow = bool(narrow)
-        self.step_param = check_choice(step_param, "step_param", ("abs", "exp"))
+        self.step_param = check_choice(step_param, "step_param", ("abs", "exp", "softplus"))
         if per_channel is not None:
             check_int(per_channel, "per_channel")
             if channels is None:
@@ -204,11 +209,15 @@ class Quantizer(nn.Module):
 
     # ------------------------------------------------------------ parameters
     def _raw_from_step(self, s: torch.Tensor) -> torch.Tensor:
+        if self.step_param == "softplus":
+            return raw_from_positive(s)
         return torch.log(s) if self.step_param == "exp" else s
 
     def _step_from_raw(self, raw: torch.Tensor) -> torch.Tensor:
         if self.step_param == "exp":
             return torch.exp(raw)
+        if self.step_param == "softplus":
+            return positive_from_raw(raw, torch.finfo(raw.dtype).tiny)
         return raw.abs() + torch.finfo(raw.dtype).tiny
 
     @property
@@ -325,8 +334,10 @@ class Quantizer(nn.Module):
         offset = None if self.offset is None else self._view(self.offset, x)
         sur = self.surrogate
         alpha = alpha_for(sur, x, self._input_name)
-        return FakeQuantFunction.apply(x, step, offset, alpha, sur, self.lo, self.hi, self.binary,
-                                       self._pact, unit_box_ste(sur), self._grad_factor(x))
+        return _backends.dispatch("fake_quant", "auto", x=x, step=step, offset=offset, alpha=alpha,
+                                  surrogate=sur, lo=self.lo, hi=self.hi, binary=self.binary,
+                                  pact=self._pact, fast=is_unit_boxcar(sur),
+                                  grad_scale=self._grad_factor(x))
 
     # ---------------------------------------------------------------- export
     @property

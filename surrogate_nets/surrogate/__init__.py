@@ -20,10 +20,11 @@ from .families import (
     Triangle,
 )
 from .registry import get, names, register
+from .helpers import alpha_for, alpha_grad, resolve_surrogate
 from .schedule import AlphaSchedule
 
 __all__ = [
     "Surrogate", "StraightThrough", "Rectangle", "Sigmoid", "FastSigmoid", "SoftSign", "ATan",
     "Triangle", "Gaussian", "Erf", "Exponential", "DSpike", "get", "names", "register",
-    "AlphaSchedule", "Adaptive", "half_width",
+    "AlphaSchedule", "Adaptive", "half_width", "resolve_surrogate", "alpha_for", "alpha_grad",
 ]

@@ -24,9 +24,9 @@ import math
 from typing import Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .._positive import inverse_softplus, positive_from_raw, raw_from_positive
 from .._validate import check_positive
 
 _WRAPPED = "_surrogate_alpha_default"
@@ -50,9 +50,7 @@ def _refresh_after_load(module: "Surrogate", incompatible_keys) -> None:
     module._refresh_host_alpha()
 
 
-def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
-    """``x`` with ``softplus(x) == y`` for ``y > 0`` (numerically stable for large ``y``)."""
-    return y + torch.log(-torch.expm1(-y))
+_inverse_softplus = inverse_softplus  # old private name
 
 
 class Surrogate(nn.Module):
@@ -112,7 +110,7 @@ class Surrogate(nn.Module):
         self.grad_scale = grad_scale
         self.learnable = bool(learnable)
         if self.learnable:
-            self.raw_alpha = nn.Parameter(_inverse_softplus(alpha_t.to(torch.get_default_dtype()) - _ALPHA_FLOOR))
+            self.raw_alpha = nn.Parameter(raw_from_positive(alpha_t.to(torch.get_default_dtype()), _ALPHA_FLOOR))
         else:
             self.register_buffer("fixed_alpha", alpha_t.to(torch.get_default_dtype()))
         self._refresh_host_alpha()
@@ -141,7 +139,7 @@ class Surrogate(nn.Module):
     def alpha(self) -> torch.Tensor:
         """The sharpness as a positive tensor (differentiable w.r.t. ``raw_alpha`` if learnable)."""
         if self.learnable:
-            return F.softplus(self.raw_alpha) + _ALPHA_FLOOR
+            return positive_from_raw(self.raw_alpha, _ALPHA_FLOOR)
         return self.fixed_alpha
 
     def set_alpha(self, value: Union[float, torch.Tensor]) -> None:
@@ -150,7 +148,7 @@ class Surrogate(nn.Module):
         with torch.no_grad():
             if self.learnable:
                 target = torch.as_tensor(value, dtype=self.raw_alpha.dtype, device=self.raw_alpha.device)
-                self.raw_alpha.copy_(_inverse_softplus(target - _ALPHA_FLOOR).expand_as(self.raw_alpha))
+                self.raw_alpha.copy_(raw_from_positive(target, _ALPHA_FLOOR).expand_as(self.raw_alpha))
             else:
                 self.fixed_alpha.copy_(torch.as_tensor(value).expand_as(self.fixed_alpha))
         self._refresh_host_alpha()
@@ -194,37 +192,26 @@ class Surrogate(nn.Module):
         return g
 
     # --------------------------------------------- staircase (quantizer) sums
-    def reach(self) -> int:
-        """How many level boundaries on each side of ``u`` a staircase derivative must visit.
+    def reach(self):
+        """Boundaries on each side of ``u`` that a unit-grid staircase sum must visit, or ``None`` (all).
 
-        For families with compact support and a fixed alpha this is exact; for unbounded ones
-        (or a learnable alpha) boundaries further than 4 steps away are dropped (their weight is
-        the tail mass of the derivative beyond 3.5 steps, e.g. < 3% for ``ATan(alpha=2)``).
+        An int only where visiting that many is exact: a derivative with compact support
+        (``support < inf``) and a fixed alpha, ``ceil(support / alpha + 1/2)``. ``None`` for
+        unbounded families and learnable alpha: every boundary is summed (see
+        :mod:`surrogate_nets.functional.staircase` for the one truncation rule).
         """
         if math.isfinite(self.support) and self._host_alpha is not None:
             return max(1, math.ceil(self.support / self._host_alpha[0] + 0.5))
-        return 4
+        return None
 
     def staircase_derivative(self, u, alpha, lo: int, hi: int, wrt_alpha: bool = False):
         r"""``sum_{k=lo}^{hi-1} f(u - k - 1/2)`` with ``f`` = ``derivative`` (or ``d_alpha``).
 
         The surrogate of the derivative of the staircase ``clamp(round(u), lo, hi)``: one step at
-        every level boundary ``k + 1/2``. Only the ``reach()`` nearest boundaries on each side
-        are visited, so the cost is independent of the number of levels.
+        every level boundary ``k + 1/2``, computed by
+        :func:`surrogate_nets.functional.staircase.boundary_sums` (exact; see there).
         """
-        fn = self.d_alpha if wrt_alpha else self.derivative
-        levels = hi - lo
-        r = self.reach()
-        out = None
-        if levels <= 2 * r:
-            for k in range(lo, hi):
-                term = fn(u - (k + 0.5), alpha)
-                out = term if out is None else out + term
-            return out
-        base = torch.floor(u)
-        for j in range(-r, r):
-            k = (base + j).clamp_(lo - 1, hi)  # boundary k + 1/2, valid when lo <= k < hi
-            valid = (k >= lo) & (k < hi)
-            term = fn(u - k - 0.5, alpha) * valid
-            out = term if out is None else out + term
-        return out
+        from ..functional.staircase import boundary_sums
+
+        sums = boundary_sums(self, u, alpha, lo, hi, derivative=not wrt_alpha, wrt_alpha=wrt_alpha)
+        return sums.rho if wrt_alpha else sums.sigma

@@ -47,11 +47,6 @@ class Rectangle(Surrogate):
     def d_alpha(self, x, alpha):
         return x * _unit_box(alpha * x)
 
-    def staircase_derivative(self, u, alpha, lo, hi, wrt_alpha=False):
-        # With a fixed alpha == 1 the boxes tile [lo, hi) exactly: the LSQ straight-through mask.
-        if not wrt_alpha and self.host_alpha == (1.0, 1.0):
-            return ((u >= lo) & (u < hi)).to(u.dtype)
-        return super().staircase_derivative(u, alpha, lo, hi, wrt_alpha)
 
 
 class StraightThrough(Rectangle):
@@ -284,7 +279,7 @@ class DSpike(Surrogate):
         th2 = torch.tanh(0.5 * alpha)
         return (c * (1 - th**2) * th2 - 0.5 * th * (1 - th2**2)) / (2 * th2**2)
 
-    def reach(self) -> int:
+    def reach(self):
         return 1  # the window |x| < 1/2 does not depend on alpha
 
 

@@ -10,8 +10,9 @@ from conftest import needs_cuda
 from surrogate_nets import surrogate as S
 from surrogate_nets.functional import (
     LIFScanFunction, MultiSpikeFunction, fire, lif_backends, lif_scan, lif_step, register_lif_backend,
-    spike, staircase,
+    spike, staircase, unregister_backend,
 )
+from surrogate_nets import functional as F
 from surrogate_nets.functional import lif as lif_mod
 
 MODES = list(itertools.product(["subtract", "zero", "none"], [False, True], [False, True], [1, 3]))
@@ -151,8 +152,8 @@ def test_backend_registry_seam():
         lif_scan(torch.randn(3, 2, 2), backend="fake")
         assert len(calls) == 2
     finally:
-        lif_mod._BACKENDS.pop("fake")
-        lif_mod._AUTO[:] = [e for e in lif_mod._AUTO if e[0] != "fake"]
+        unregister_backend("lif", "fake")
+    assert "fake" not in lif_backends()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
@@ -242,3 +243,27 @@ def test_fire_and_step_functions_reject_bad_arguments():
         lif_step(h, torch.zeros(3), 0.5)
     with pytest.raises(TypeError, match=r"v must have a floating dtype"):
         lif_step(h, torch.zeros(4, 3, dtype=torch.long), 0.5)
+
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda x, v: lif_step(x, v, 2.0), ValueError, r"beta must lie in \(0.0, 1.0\], got 2.0"),
+    (lambda x, v: lif_step(x, v, float("nan")), ValueError, "beta must lie in .*got nan"),
+    (lambda x, v: lif_step(x, v, 0.0), ValueError, "beta must lie in"),
+    (lambda x, v: lif_step(x, v, "0.5"), TypeError, "beta must be a real number"),
+    (lambda x, v: F.synaptic_step(x, v, v, 2.0, 0.5), ValueError, "alpha_syn must lie in .*got 2.0"),
+    (lambda x, v: F.synaptic_step(x, v, v, 0.5, float("nan")), ValueError, "beta must lie in"),
+    (lambda x, v: F.alif_step(x, v, v, 0.5, 1.5), ValueError, "rho must lie in .*got 1.5"),
+    (lambda x, v: F.li_step(x, v, -0.1), ValueError, "beta must lie in"),
+    (lambda x, v: F.rlif_step(x, v, v, 2.0, lambda s: s), ValueError, "beta must lie in"),
+    (lambda x, v: staircase(x, 3, signed="yes"), TypeError, "signed must be a bool .*'yes'"),
+    (lambda x, v: F.quantize(x, 0.1, 3, signed=1), TypeError, "signed must be a bool"),
+    (lambda x, v: F.alif_scan(x[None], beta=1.5), ValueError, "beta must lie in"),
+    (lambda x, v: F.synaptic_scan(x[None], alpha_syn=0.0), ValueError, "alpha_syn must lie in"),
+    (lambda x, v: F.li_scan(x[None], beta=float("inf")), ValueError, "beta must lie in"),
+    (lambda x, v: F.li_scan(x[None], backend="nope"), ValueError, "backend must be one of"),
+])
+def test_step_functions_range_checks(call, exc, msg):
+    """Issue 10 item 6: float decays out of (0, 1] (nan included) and a non-bool ``signed``."""
+    x, v = torch.zeros(2, 3), torch.zeros(2, 3)
+    with pytest.raises(exc, match=msg):
+        call(x, v)

@@ -113,13 +113,17 @@ def test_staircase_window_matches_full_sum():
     torch.testing.assert_close(wa, fa)
 
 
-def test_staircase_window_truncation_error_is_small_for_atan():
-    s = S.ATan().double()
-    u = torch.linspace(5, 25, 501, dtype=torch.float64)
+@pytest.mark.parametrize("name", ["atan", "sigmoid", "gaussian", "fast_sigmoid", "exponential"])
+def test_staircase_sum_is_exact_for_unbounded_families(name):
+    """The one truncation rule: unbounded families sum every boundary (no window error)."""
+    s = S.get(name).double()
+    u = torch.linspace(-3, 40, 1001, dtype=torch.float64)
     a = s.alpha.double()
-    windowed = s.staircase_derivative(u, a, 0, 31)
     full = sum(s.derivative(u - k - 0.5, a) for k in range(0, 31))
-    assert (windowed - full).abs().max() < 0.05 * full.abs().max()
+    torch.testing.assert_close(s.staircase_derivative(u, a, 0, 31), full, rtol=1e-13, atol=1e-14)
+    fa = sum(s.d_alpha(u - k - 0.5, a) for k in range(0, 31))
+    torch.testing.assert_close(s.staircase_derivative(u, a, 0, 31, wrt_alpha=True), fa,
+                               rtol=1e-13, atol=1e-14)
 
 
 def test_per_channel_step_broadcast_and_grad_shape():

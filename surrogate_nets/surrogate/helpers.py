@@ -1,0 +1,60 @@
+"""What every caller of a surrogate needs: resolve it, shape its alpha, reduce alpha's gradient.
+
+These three are the public seam between the surrogate package and the code that applies a
+surrogate (the staircase in :mod:`surrogate_nets.functional.staircase`, the neuron scans, the
+fused quantizer, kernels registered by other packages):
+
+* :func:`resolve_surrogate` at the public entry point (a name, an instance or ``None``);
+* :func:`alpha_for` once per call, to hand alpha to an autograd Function as a tensor input
+  (so that a learnable alpha gets its gradient);
+* :func:`alpha_grad` once per backward, to reduce the elementwise alpha gradient to alpha's
+  shape and apply the surrogate's ``grad_scale``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+import torch
+
+from .._validate import check_broadcast, check_same_device, sum_to_shape
+from .base import Surrogate
+from .registry import get
+
+__all__ = ["resolve_surrogate", "alpha_for", "alpha_grad"]
+
+
+def resolve_surrogate(surrogate: Union[str, Surrogate, None]) -> Surrogate:
+    """A :class:`Surrogate` from an instance, a registry name, or ``None`` (``ATan(alpha=2)``)."""
+    if surrogate is None:
+        return get("atan")
+    return get(surrogate)
+
+
+def alpha_for(surrogate: Surrogate, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """The surrogate's alpha ``[]`` or broadcastable to ``x``, checked to broadcast and to share ``x``'s device.
+
+    Differentiable w.r.t. ``raw_alpha`` when alpha is learnable: pass it to the autograd Function
+    as an input.
+    """
+    alpha = surrogate.alpha
+    check_broadcast(alpha, "surrogate alpha", x.shape, name)
+    if alpha.dim() > 0 or alpha.device.type != "cpu":
+        check_same_device(alpha, "surrogate alpha", x, name)
+    return alpha
+
+
+def alpha_grad(surrogate: Surrogate, elementwise: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    r"""Reduce an elementwise alpha gradient to alpha's shape and dtype, scaled by ``grad_scale``.
+
+    ``grad_scale="auto"`` multiplies by :math:`1/\sqrt{N / \mathrm{numel}(\alpha)}` with ``N`` the
+    number of elements of ``elementwise`` (the tensor the surrogate was applied to in this call).
+    """
+    g = sum_to_shape(elementwise.to(alpha.dtype), alpha.shape)
+    scale = surrogate.grad_scale
+    if scale == "auto":
+        g = g * (1.0 / math.sqrt(max(elementwise.numel() / max(alpha.numel(), 1), 1.0)))
+    elif scale is not None:
+        g = g * float(scale)
+    return g
