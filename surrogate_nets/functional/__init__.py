@@ -18,3 +18,14 @@ __all__ += [
     "alif_step", "synaptic_step", "rlif_step", "lif_scan", "LIFScanFunction", "LIFScanResult",
     "register_lif_backend", "lif_backends",
 ]
+
+# learnable synaptic delays (issue 15)
+from .delay import (
+    DelayState, anneal, delay_from_raw, delay_kernel, delay_shift, delay_step, raw_from_delay, round_delay,
+)
+from .delayed_linear import delayed_linear, delayed_linear_step
+
+__all__ += [
+    "DelayState", "anneal", "delay_from_raw", "delay_kernel", "delay_shift", "delay_step", "raw_from_delay",
+    "round_delay", "delayed_linear", "delayed_linear_step",
+]
