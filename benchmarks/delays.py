@@ -5,7 +5,10 @@ Rows (float32, CPU, forward + backward w.r.t. input, weights and delays):
 * ``dl-conv-linear``: ``DelayedLinear(in, out, D)`` (per-synapse, 2-tap linear kernel), ``impl="conv"``:
   the ``[out, in, D + 1]`` kernel and one ``conv1d`` over time. Time ``O(T B in out D)``, memory
   ``O(in out D + (T + D) B (in + out))``.
-* ``dl-conv-gauss``: the same with the Gaussian kernel (same cost: the kernel is dense anyway).
+* ``dl-fft-linear`` / ``dl-fft-gauss``: ``impl="fft"`` (the default ``"auto"`` choice while the
+  kernel transform fits in 256 MiB): ``N = T + D`` point real FFTs and one complex matmul per
+  frequency. Time ``O(T B in out + (T + D) log(T + D) (B in + in out))``, memory ``O((T + D) in out)``.
+  The kernel shape (linear/Gaussian) does not change the cost of ``conv`` or ``fft``.
 * ``dl-sparse``: ``impl="sparse"``, synapses grouped by integer tap and one sparse matmul per tap.
   Time ``O(T B in out + T B out D)``, memory ``O(in out + T B (in + out))``.
 * ``sd-linear`` / ``sd-gauss``: per-channel ``SynapticDelay(in, D)``: ``O(T B in)`` (two gathers)
@@ -51,8 +54,9 @@ except ImportError:  # pragma: no cover
 
 def make_rows(n_in, n_out, D):
     return {
-        "dl-conv-linear": DelayedLinear(n_in, n_out, D),
-        "dl-conv-gauss": DelayedLinear(n_in, n_out, D, kernel="gaussian", sigma=2.0),
+        "dl-conv-linear": DelayedLinear(n_in, n_out, D, impl="conv"),
+        "dl-fft-linear": DelayedLinear(n_in, n_out, D, impl="fft"),
+        "dl-fft-gauss": DelayedLinear(n_in, n_out, D, kernel="gaussian", sigma=2.0, impl="fft"),
         "dl-sparse": DelayedLinear(n_in, n_out, D, impl="sparse"),
         "sd-linear": SynapticDelay(n_in, D),
         "sd-gauss": SynapticDelay(n_in, D, kernel="gaussian", sigma=2.0),

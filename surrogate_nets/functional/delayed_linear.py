@@ -13,6 +13,10 @@ Khalfaoui-Hassani & Masquelier, ICLR 2024). Two implementations:
   time axis. Time ``O(T B in out D)`` in dense, BLAS-backed convolution; memory
   ``O(in out D)`` for the kernel plus ``O((T + D) B (in + out))`` activations -- never a
   ``T x D x in x out`` tensor.
+* ``impl="fft"``: the same convolution as ``N = T + D`` point real FFTs over time and one
+  complex ``[B, in] x [in, out]`` matmul per frequency. Time ``O(T B in out + (T + D) log(T + D)
+  (B in + in out))`` -- no factor ``D`` on the big term -- and memory ``O((T + D) in out)`` for
+  the transformed kernel (the price: it grows with ``T``). Float32 round-off ~1e-6 relative.
 * ``impl="sparse"`` (linear kernel only): group the synapses by integer tap ``j`` (each synapse
   has two, ``floor(d)`` and ``floor(d) + 1``) and add ``S_j x_{t-j}`` with a sparse ``S_j``. Time
   ``O(T B in out + T B out D)``, memory ``O(in out + T B (in + out))``, independent of ``D`` in
@@ -33,7 +37,17 @@ from .delay import (
     delay_kernel, init_delay_state, linear_taps,
 )
 
-IMPLS = ("conv", "sparse")
+IMPLS = ("conv", "fft", "sparse")
+
+
+def choose_impl(T: int, max_delay: int, in_features: int, out_features: int,
+                budget_bytes: int = 256 * 2**20) -> str:
+    """The measured choice (``benchmarks/delays.py``): ``"fft"`` while its transformed kernel,
+    ``(T + D) / 2 x in x out`` complex64 numbers (plus the same for its gradient), fits in
+    ``budget_bytes``; ``"conv"`` beyond (its memory does not grow with ``T``)."""
+    if (T + max_delay) * in_features * out_features * 8 <= budget_bytes:
+        return "fft"
+    return "conv"
 
 
 def _check_weights(weight, delay, bias, in_features, D):
@@ -67,15 +81,18 @@ def delayed_linear(x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor, m
         max_delay: ``D >= 1``. bias: ``[out]`` or ``None``.
         kernel: ``"linear"`` or ``"gaussian"`` (width ``sigma``).
         history: ``[D, *batch, in]``, the ``D`` inputs before ``x[0]`` (oldest first), or ``None`` (zeros).
-        impl: ``"conv"`` or ``"sparse"`` (linear kernel only).
+        impl: ``"conv"``, ``"fft"``, ``"sparse"`` (linear kernel only) or ``"auto"``
+            (:func:`choose_impl`: ``"fft"`` while its kernel transform fits in 256 MiB, else ``"conv"``).
 
     Returns ``[T, *batch, out]``.
     """
     D = check_max_delay(max_delay)
     _check_x(x)
     check_choice(kernel, "kernel", KERNELS)
-    check_choice(impl, "impl", IMPLS)
+    check_choice(impl, "impl", IMPLS + ("auto",))
     _check_weights(weight, delay, bias, x.shape[-1], D)
+    if impl == "auto":
+        impl = choose_impl(x.shape[0], D, x.shape[-1], weight.shape[0])
     if impl == "sparse" and kernel != "linear":
         raise ValueError(f"impl='sparse' needs kernel='linear' (two taps per synapse), got kernel={kernel!r}")
     T, n_in, n_out = x.shape[0], x.shape[-1], weight.shape[0]
@@ -85,11 +102,22 @@ def delayed_linear(x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor, m
     if impl == "conv":
         K = synapse_kernel(w, delay, D, kernel, sigma)                       # [out, in, D + 1]
         y = F.conv1d(xf.permute(1, 2, 0), K.flip(-1)).permute(2, 0, 1)       # [T, B, out]
+    elif impl == "fft":
+        y = _fft_conv(xf, synapse_kernel(w, delay, D, kernel, sigma), D, T)
     else:
         y = _sparse_grouped(xf, w, delay.to(x.dtype).expand(w.shape), D, T)
     if bias is not None:
         y = y + bias.to(x.dtype)
     return y.reshape((T,) + batch + (n_out,))
+
+
+def _fft_conv(xf, K, D, T):
+    """The same convolution in the frequency domain: ``N = D + T`` point real FFTs (no wrap-around
+    reaches the outputs ``D..D+T-1``) and one batched complex matmul per frequency."""
+    N = D + T
+    Xf = torch.fft.rfft(xf, n=N, dim=0)                                      # [F, B, in]
+    Kf = torch.fft.rfft(K, n=N, dim=-1).permute(2, 1, 0)                     # [F, in, out]
+    return torch.fft.irfft(torch.bmm(Xf, Kf), n=N, dim=0)[D:]                # [T, B, out]
 
 
 def _sparse_grouped(xf, w, d, D, T):
@@ -139,4 +167,4 @@ def delayed_linear_step(x_t: torch.Tensor, state: Optional[DelayState], weight: 
     return y, _push(state, buf, x_t, D)
 
 
-__all__ = ["IMPLS", "delayed_linear", "delayed_linear_step", "synapse_kernel"]
+__all__ = ["IMPLS", "choose_impl", "delayed_linear", "delayed_linear_step", "synapse_kernel"]

@@ -213,28 +213,31 @@ class DelayedLinear(_Delay):
     .. math:: y_t[o] = b[o] + \sum_i W[o, i] \sum_{j=0}^{D} w_j(d[o, i])\, x_{t-j}[i]
 
     The per-synapse delays of Hammouamri, Khalfaoui-Hassani & Masquelier (ICLR 2024), who realise
-    them as a DCLS convolution over time (Khalfaoui-Hassani et al. ICLR 2023). Here the default
-    ``impl="conv"`` builds the ``[out, in, D + 1]`` kernel and runs one ``conv1d`` (time
-    ``O(T B in out D)``, memory ``O(in out D + (T + D) B (in + out))``); ``impl="sparse"`` groups
-    synapses by integer tap (time ``O(T B in out + T B out D)``, memory ``O(in out)`` in the
-    weights) and was slower in ``benchmarks/delays.py`` at every measured size, so it is opt-in.
+    them as a DCLS convolution over time (Khalfaoui-Hassani et al. ICLR 2023). All implementations
+    build the ``[out, in, D + 1]`` tap kernel ``W * w_j(d)`` and never a ``T x D x in x out`` tensor:
+    ``"fft"`` convolves in the frequency domain (time ``O(T B in out + (T + D) log(T + D) in out)``,
+    memory ``O((T + D) in out)``), ``"conv"`` runs one ``conv1d`` (time ``O(T B in out D)``, memory
+    ``O(in out D + (T + D) B (in + out))``), ``"sparse"`` groups synapses by integer tap (time
+    ``O(T B in out + T B out D)``, memory ``O(in out + T B (in + out))``). ``"auto"`` (default)
+    takes ``"fft"`` while its kernel transform fits in 256 MiB, else ``"conv"``: the fastest in
+    ``benchmarks/delays.py`` (see ``benchmarks/RESULTS.md``); ``"sparse"`` was never fastest.
 
     Args:
         in_features, out_features: sizes as in ``nn.Linear`` (same weight/bias initialisation).
         max_delay: ``D >= 1``. bias: add a learnable bias.
         kernel, sigma, init, learnable, stateful: as in :class:`SynapticDelay`.
-        impl: ``"conv"`` or ``"sparse"`` (linear kernel only).
+        impl: ``"auto"``, ``"fft"``, ``"conv"`` or ``"sparse"`` (linear kernel only).
 
     Shapes: ``[T, *batch, in]`` -> ``[T, *batch, out]``; ``step``: ``[*batch, in]`` -> ``[*batch, out]``.
     """
 
     def __init__(self, in_features: int, out_features: int, max_delay: int, bias: bool = True,
                  kernel: str = "linear", sigma: Optional[float] = None, init: Init = "uniform",
-                 learnable: bool = True, impl: str = "conv", stateful: bool = False):
+                 learnable: bool = True, impl: str = "auto", stateful: bool = False):
         super().__init__()
         self.in_features = check_int(in_features, "in_features", minimum=1)
         self.out_features = check_int(out_features, "out_features", minimum=1)
-        self.impl = check_choice(impl, "impl", IMPLS)
+        self.impl = check_choice(impl, "impl", IMPLS + ("auto",))
         if impl == "sparse" and kernel != "linear":
             raise ValueError(f"impl='sparse' needs kernel='linear', got kernel={kernel!r}")
         self.weight = nn.Parameter(torch.empty(self.out_features, self.in_features))
@@ -254,7 +257,7 @@ class DelayedLinear(_Delay):
         """Apply to all ``T`` steps of ``x`` ``[T, *batch, in]``; see the class docstring."""
         check_time_major(x, "x")
         self._check_in(x)
-        impl = "conv" if self.kernel != "linear" else self.impl
+        impl = "auto" if (self.kernel != "linear" and self.impl == "sparse") else self.impl
         return self._run(x, state, return_state, lambda x_, h: delayed_linear(
             x_, self.weight, self.delay, self.max_delay, self.bias, self.kernel, self.sigma, h, impl))
 
@@ -270,7 +273,7 @@ class DelayedLinear(_Delay):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, " + super().extra_repr()
-                + (f", impl={self.impl!r}" if self.impl != "conv" else ""))
+                + (f", impl={self.impl!r}" if self.impl != "auto" else ""))
 
 
 class DelayWidthSchedule:

@@ -48,7 +48,7 @@ def test_fractional_delay_interpolates_two_taps():
     torch.testing.assert_close(delay_shift(x, torch.tensor([5.0], dtype=F64), 5), shift(x, 5))
 
 
-@pytest.mark.parametrize("impl", ["conv", "sparse"])
+@pytest.mark.parametrize("impl", ["conv", "fft", "sparse", "auto"])
 def test_delayed_linear_integer_delays_is_sum_of_shifts(impl):
     x = torch.randn(12, 2, 3, dtype=F64)
     W = torch.randn(4, 3, dtype=F64)
@@ -116,13 +116,21 @@ def test_delay_gradient_through_parametrisation_matches_finite_differences():
         lambda a, r: delay_shift(a, delay_from_raw(r, 5), 5, "gaussian", 1.2), (x, raw))
 
 
-def test_delayed_linear_gaussian_gradcheck():
+@pytest.mark.parametrize("impl", ["conv", "fft"])
+def test_delayed_linear_gaussian_gradcheck(impl):
     x = torch.randn(8, 2, 3, dtype=F64, requires_grad=True)
     W = torch.randn(2, 3, dtype=F64, requires_grad=True)
     d = (torch.rand(2, 3, dtype=F64) * 4).requires_grad_()
     b = torch.randn(2, dtype=F64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda *a: delayed_linear(*a[:3], 4, a[3], "gaussian", 1.1),
-                                    (x, W, d, b))
+    h = torch.randn(4, 2, 3, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda *a: delayed_linear(*a[:3], 4, a[3], "gaussian", 1.1, history=a[4], impl=impl), (x, W, d, b, h))
+
+
+def test_auto_impl_choice_is_bounded_by_memory():
+    from surrogate_nets.functional.delayed_linear import choose_impl
+    assert choose_impl(100, 25, 128, 128) == "fft"
+    assert choose_impl(1000, 250, 700, 256) == "conv"   # the fft kernel transform would be ~1.4 GiB
 
 
 def test_delayed_linear_linear_kernel_gradients_two_tap_rule_and_impls_agree():
@@ -132,10 +140,11 @@ def test_delayed_linear_linear_kernel_gradients_two_tap_rule_and_impls_agree():
     d = (torch.rand(2, 4, dtype=F64) * D).requires_grad_()
     g = torch.randn(T, 3, 2, dtype=F64)
     grads = {}
-    for impl in ("conv", "sparse"):
+    for impl in ("conv", "fft", "sparse"):
         grads[impl] = torch.autograd.grad((delayed_linear(x, W, d, D, impl=impl) * g).sum(), (x, W, d))
-    for a, b in zip(grads["conv"], grads["sparse"]):
-        torch.testing.assert_close(a, b)
+    for other in ("fft", "sparse"):
+        for a, b in zip(grads["conv"], grads[other]):
+            torch.testing.assert_close(a, b)
     k, f = linear_taps(d.detach(), D)
     xs = x.detach()
     for o in range(2):
