@@ -99,9 +99,10 @@ def test_width_schedule_anneals_gaussian_modules_only():
     assert net[1].sigma.item() == pytest.approx(2.0) and len(s2.modules) == 2
 
 
-def test_torch_compile_small_case():
+@pytest.mark.parametrize("impl", ["conv", "fft"])
+def test_torch_compile_small_case(impl):
     torch.manual_seed(0)
-    net = layers.Sequential(DelayedLinear(3, 4, 5), SynapticDelay(4, 3, kernel="gaussian"), LIF())
+    net = layers.Sequential(DelayedLinear(3, 4, 5, impl=impl), SynapticDelay(4, 3, kernel="gaussian"), LIF())
     x = torch.randn(10, 2, 3)
     eager = net(x)
     ge = torch.autograd.grad(eager.sum() + net[0].delay.sum(), net[0].raw_delay)

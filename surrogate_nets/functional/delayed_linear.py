@@ -42,10 +42,11 @@ IMPLS = ("conv", "fft", "sparse")
 
 def choose_impl(T: int, max_delay: int, in_features: int, out_features: int,
                 budget_bytes: int = 256 * 2**20) -> str:
-    """The measured choice (``benchmarks/delays.py``): ``"fft"`` while its transformed kernel,
-    ``(T + D) / 2 x in x out`` complex64 numbers (plus the same for its gradient), fits in
-    ``budget_bytes``; ``"conv"`` beyond (its memory does not grow with ``T``)."""
-    if (T + max_delay) * in_features * out_features * 8 <= budget_bytes:
+    """The measured choice (``benchmarks/delays.py``, ``benchmarks/RESULTS.md``): ``"fft"`` for
+    ``D >= 40`` (``conv`` won at ``D = 25``, ``fft`` at ``D >= 50`` for every ``T`` in 100..1000)
+    while its transformed kernel, ``(T + D) / 2 x in x out`` complex64 numbers plus the same for its
+    gradient, fits in ``budget_bytes``; ``"conv"`` otherwise (its memory does not grow with ``T``)."""
+    if max_delay >= 40 and (T + max_delay) * in_features * out_features * 8 <= budget_bytes:
         return "fft"
     return "conv"
 
@@ -82,7 +83,8 @@ def delayed_linear(x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor, m
         kernel: ``"linear"`` or ``"gaussian"`` (width ``sigma``).
         history: ``[D, *batch, in]``, the ``D`` inputs before ``x[0]`` (oldest first), or ``None`` (zeros).
         impl: ``"conv"``, ``"fft"``, ``"sparse"`` (linear kernel only) or ``"auto"``
-            (:func:`choose_impl`: ``"fft"`` while its kernel transform fits in 256 MiB, else ``"conv"``).
+            (:func:`choose_impl`: ``"fft"`` for ``D >= 40`` while its kernel transform fits in 256 MiB,
+            else ``"conv"``).
 
     Returns ``[T, *batch, out]``.
     """
@@ -111,13 +113,29 @@ def delayed_linear(x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor, m
     return y.reshape((T,) + batch + (n_out,))
 
 
+def fft_size(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n`` (FFT sizes with large prime factors are several times slower)."""
+    best = 1 << max(n - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def _fft_conv(xf, K, D, T):
-    """The same convolution in the frequency domain: ``N = D + T`` point real FFTs (no wrap-around
+    """The same convolution in the frequency domain: ``N >= D + T`` point real FFTs (no wrap-around
     reaches the outputs ``D..D+T-1``) and one batched complex matmul per frequency."""
-    N = D + T
+    N = fft_size(D + T)
     Xf = torch.fft.rfft(xf, n=N, dim=0)                                      # [F, B, in]
     Kf = torch.fft.rfft(K, n=N, dim=-1).permute(2, 1, 0)                     # [F, in, out]
-    return torch.fft.irfft(torch.bmm(Xf, Kf), n=N, dim=0)[D:]                # [T, B, out]
+    return torch.fft.irfft(torch.bmm(Xf, Kf), n=N, dim=0)[D:D + T]           # [T, B, out]
 
 
 def _sparse_grouped(xf, w, d, D, T):
