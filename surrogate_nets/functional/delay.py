@@ -182,7 +182,8 @@ def delay_step(x_t: torch.Tensor, state: Optional[DelayState], delay: torch.Tens
 
     ``state`` is a :class:`DelayState` ring buffer of the last ``D`` inputs (``None``: zeros).
     Writing is ``O(B N)`` (one slot); reading is two gathers (linear) or all ``D`` slots (Gaussian).
-    The buffer is updated in place unless autograd needs the old one.
+    The buffer is updated in place (the passed ``state`` is consumed: keep using the returned one)
+    unless autograd needs the old buffer, in which case the write is an ``O(D B N)`` copy.
     """
     D = check_max_delay(max_delay)
     check_float_tensor(x_t, "x_t", min_dim=1)
