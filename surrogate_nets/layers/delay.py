@@ -220,8 +220,8 @@ class DelayedLinear(_Delay):
     ``O(in out D + (T + D) B (in + out))``), ``"sparse"`` groups synapses by integer tap (time
     ``O(T B in out + T B out D)``, memory ``O(in out + T B (in + out))``). ``"auto"`` (default)
     takes ``"fft"`` for ``D >= 40`` while its kernel transform fits in 256 MiB, else ``"conv"``:
-    the fastest in ``benchmarks/delays.py`` (see ``benchmarks/RESULTS.md``; ``fft`` 1.6-5.6x
-    faster than ``conv`` for ``D >= 50``, ``conv`` 1.4-2x faster at ``D = 25``); ``"sparse"`` was
+    the fastest in ``benchmarks/delays.py`` (see ``benchmarks/RESULTS.md``; ``fft`` 1.3-4.8x
+    faster than ``conv`` for ``D >= 50``, ``conv`` 1.1-2x faster at ``D = 25``); ``"sparse"`` was
     never the fastest.
 
     Args:
