@@ -15,8 +15,17 @@ training the delays are rounded to integer steps (``DelayedLinear.round()``) and
 is measured again. ``--kernel gaussian`` uses the DCLS-style Gaussian kernel whose width is
 annealed from ``max_delay / 2`` to ``--sigma-end`` with :class:`~surrogate_nets.layers.DelayWidthSchedule`.
 
-Run (about 1-2 minutes on 2 CPU cores; prints a table and writes accuracy.png and results.json
-to --out)::
+Measured (3 seeds, 12 epochs, defaults; test accuracy, chance 0.5)::
+
+    kernel     no delays      delays         delays rounded to integers
+    linear     0.500 +- 0    0.967 +- 0.028  0.967 +- 0.028
+    gaussian   0.500 +- 0    0.865 +- 0.221  0.865 +- 0.221   (one seed stuck at 0.61)
+
+With ``--sigma-end 0.25`` the Gaussian runs reach similar accuracy but lose up to 0.34 when rounded
+(a delay halfway between two steps uses both taps); annealing to 0.1 makes rounding free.
+
+Run (about 1.5-3.5 minutes on 2 shared CPU cores; prints a table and writes accuracy.png and
+results.json to --out)::
 
     python examples/delays.py                         # 3 seeds, with and without delays
     python examples/delays.py --kernel gaussian
@@ -122,7 +131,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="first seed")
     ap.add_argument("--seeds", type=int, default=3, help="number of seeds (seed, seed+1, ...)")
     ap.add_argument("--kernel", choices=("linear", "gaussian"), default="linear")
-    ap.add_argument("--sigma-end", type=float, default=0.25, help="final Gaussian width")
+    ap.add_argument("--sigma-end", type=float, default=0.1, help="final Gaussian width")
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--time-steps", type=int, default=24)
     ap.add_argument("--gap", type=int, default=5)
