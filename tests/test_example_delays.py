@@ -19,3 +19,12 @@ def test_delays_example_smoke(tmp_path):
     assert (out / "results.json").is_file()
     if importlib.util.find_spec("matplotlib") is not None:
         assert (out / "accuracy.png").is_file()
+
+
+def test_delays_example_without_shd_files_explains_and_exits_2(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "delays.py"), "--shd-dir",
+                           str(tmp_path / "none"), "--out", str(tmp_path / "o")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "SHD" in proc.stderr
