@@ -111,6 +111,8 @@ def test_torch_compile_small_case(impl):
     torch.testing.assert_close(y, eager)
     gc = torch.autograd.grad(y.sum() + net[0].delay.sum(), net[0].raw_delay)
     torch.testing.assert_close(gc[0], ge[0])
+    with torch.no_grad():                     # inference: no graph break from value checks either
+        torch.testing.assert_close(compiled(x), eager)
 
 
 def test_fit_trains_delays():
