@@ -24,3 +24,14 @@ __all__ = [
     "li_scan", "LIScanFunction", "alif_scan", "ALIFScanFunction", "ALIFScanResult", "synaptic_scan",
     "SynapticScanResult", "register_backend", "unregister_backend", "list_backends", "dispatch",
 ]
+
+# learnable synaptic delays (issue 15)
+from .delay import (
+    DelayState, anneal, delay_from_raw, delay_kernel, delay_shift, delay_step, raw_from_delay, round_delay,
+)
+from .delayed_linear import delayed_linear, delayed_linear_step
+
+__all__ += [
+    "DelayState", "anneal", "delay_from_raw", "delay_kernel", "delay_shift", "delay_step", "raw_from_delay",
+    "round_delay", "delayed_linear", "delayed_linear_step",
+]

@@ -8,3 +8,8 @@ from .time_distributed import TimeDistributed, fold_time
 
 __all__ = ["TimeDistributed", "fold_time", "Sequential", "Flatten", "TemporalDropout", "reset",
            "is_time_major"]
+
+# learnable synaptic delays (issue 15)
+from .delay import DelayedLinear, DelayState, DelayWidthSchedule, SynapticDelay
+
+__all__ += ["SynapticDelay", "DelayedLinear", "DelayWidthSchedule", "DelayState"]
