@@ -12,13 +12,14 @@ from torch import nn
 from ..layers import Sequential
 from ..neurons import IF, LI, RLIF, Synaptic
 from .to_nir import DEFAULT_DT
+from .delays import DelayedLinearSpec, delay_from_nir, fold_delayed_linear
 from .layers import (conv_from_nir, flatten_from_nir, linear_from_nir, pool_from_nir,
                      scale_from_nir)
 from .modules import GraphModel, Scale
 from .neurons import li_from_nir, lif_from_nir, synaptic_from_nir
 
 _SUPPORTED = ("Input, Output, Linear, Affine, Conv1d, Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, "
-              "IF, LIF, CubaLIF, LI, and a LIF/IF with a Linear/Affine/Scale self-loop (RLIF)")
+              "Delay (whole steps), IF, LIF, CubaLIF, LI, and a LIF/IF with a Linear/Affine/Scale self-loop (RLIF)")
 
 
 def _flatten(graph, prefix: str = "") -> Tuple[Dict[str, object], List[Tuple[str, str]]]:
@@ -63,6 +64,10 @@ def _module_for(node, name: str, dt: float, reset: Optional[str], rec=None) -> n
         return flatten_from_nir(node)
     if isinstance(node, nir.Scale):
         return scale_from_nir(node)
+    if isinstance(node, nir.Delay):
+        return delay_from_nir(node, name, dt)
+    if isinstance(node, DelayedLinearSpec):
+        return node.module()
     if isinstance(node, (nir.LIF, nir.IF)):
         cls, kw = lif_from_nir(node, dt, reset, recurrent=rec is not None)
         if rec is not None:
@@ -113,7 +118,10 @@ def load(graph, *, dt: Optional[float] = None, reset: Optional[str] = None) -> n
     ``metadata["surrogate_nets"]`` and are restored exactly (reset mode, levels, surrogate and its
     alpha, exact decays and thresholds). Nested subgraphs are inlined; a LIF/IF node with a
     Linear/Affine/Scale self-loop (snnTorch's and our recurrent layers) becomes an
-    :class:`~surrogate_nets.neurons.RLIF`. A chain returns a
+    :class:`~surrogate_nets.neurons.RLIF`. ``Delay`` nodes become fixed-delay
+    :class:`~surrogate_nets.layers.SynapticDelay` layers, and the ``Delay -> Linear`` branches
+    that :func:`export` writes for a :class:`~surrogate_nets.layers.DelayedLinear` fold back into
+    one (:mod:`surrogate_nets.nir.delays`). A chain returns a
     :class:`~surrogate_nets.layers.Sequential`, any other DAG a :class:`~.modules.GraphModel`.
     The model takes ``[T, B, *input]``.
 
@@ -127,7 +135,8 @@ def load(graph, *, dt: Optional[float] = None, reset: Optional[str] = None) -> n
 
     Raises:
         TypeError: a node type with no equivalent here (named in the message).
-        ValueError: a cycle other than a neuron's self-loop, ``v_leak``/``v_reset`` not 0, ``tau <= dt``.
+        ValueError: a cycle other than a neuron's self-loop, ``v_leak``/``v_reset`` not 0, ``tau <= dt``,
+            a ``Delay`` that is not a whole number of steps ``dt``.
     """
     import nir
 
@@ -148,6 +157,7 @@ def load(graph, *, dt: Optional[float] = None, reset: Optional[str] = None) -> n
             raise ValueError(f"NIR edge {(a, b)} names a node that does not exist")
         succ[a].append(b)
         pred[b].append(a)
+    fold_delayed_linear(nodes, pred, succ)  # exported DelayedLinear branches -> one layer
     # fold self-loops neuron -> w -> neuron into RLIF
     recurrent: Dict[str, object] = {}
     for w, node in list(nodes.items()):

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from ..layers import Flatten, TemporalDropout, TimeDistributed, fold_time, is_time_major
+from ..layers import DelayedLinear, Flatten, SynapticDelay, TemporalDropout, TimeDistributed, fold_time, is_time_major
 from ..neurons import BaseNeuron
+from .delays import delayed_linear_to_nir, synaptic_delay_to_nir
 from .layers import conv_to_nir, flatten_to_nir, linear_to_nir, pool_to_nir
 from .modules import GraphModel, Scale, SumPool2d
 from .neurons import NEURON_EXPORTERS
@@ -20,7 +21,7 @@ DEFAULT_DT = 1e-4  # seconds; the step length snnTorch and SpikingJelly assume w
 #: modules that vanish in an exported (inference) graph
 _IDENTITY = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, TemporalDropout)
 _LEAF = (BaseNeuron, TimeDistributed, Flatten, nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool2d,
-         nn.LPPool2d, nn.Flatten, SumPool2d, Scale) + _IDENTITY
+         nn.LPPool2d, nn.Flatten, SumPool2d, Scale, SynapticDelay, DelayedLinear) + _IDENTITY
 _ADD = {operator.add, torch.add, operator.iadd}
 
 
@@ -67,13 +68,16 @@ def _node_for(m: nn.Module, path: str, in_shape, out_shape, dt: float):
         return pool_to_nir(inner)
     if isinstance(inner, (Flatten, nn.Flatten)):
         return flatten_to_nir(inner, in_shape)
+    if isinstance(inner, SynapticDelay):
+        return synaptic_delay_to_nir(inner, path, out_shape, dt)
     if isinstance(inner, Scale):
         import nir
 
         return nir.Scale(np.ascontiguousarray(np.broadcast_to(inner.scale.cpu().numpy(), out_shape)))
     raise TypeError(f"cannot export module {path!r} of type {type(inner).__module__}.{type(inner).__qualname__} "
                     "to NIR: supported are Linear, Conv1d, Conv2d, AvgPool2d, SumPool2d, Flatten, Dropout/"
-                    "Identity (dropped), IF, LIF, PLIF, Synaptic, LI, RLIF and quantized Linear/Conv")
+                    "Identity (dropped), SynapticDelay, DelayedLinear (integer delays), IF, LIF, PLIF, Synaptic, LI, RLIF "
+                    "and quantized Linear/Conv")
 
 
 def export(model: nn.Module, sample_input: torch.Tensor, *, dt: float = DEFAULT_DT,
@@ -116,7 +120,8 @@ def export(model: nn.Module, sample_input: torch.Tensor, *, dt: float = DEFAULT_
     graph = tracer.trace(model)
     gm = fx.GraphModule(tracer.root, graph)
     rec = _ShapeRecorder(gm)
-    kept = [(m, m._state, m.recorded) for m in model.modules() if isinstance(m, BaseNeuron)]
+    kept = [(m, m._state, getattr(m, "recorded", None)) for m in model.modules()
+            if isinstance(m, (BaseNeuron, SynapticDelay, DelayedLinear))]
     try:
         for m, _, _ in kept:
             m._state = None  # from a zero state, whatever the stored batch size
@@ -124,7 +129,9 @@ def export(model: nn.Module, sample_input: torch.Tensor, *, dt: float = DEFAULT_
             rec.run(sample_input)
     finally:  # the shape run leaves streaming state and recordings as they were
         for m, state, recorded in kept:
-            m._state, m.recorded = state, recorded
+            m._state = state
+            if isinstance(m, BaseNeuron):
+                m.recorded = recorded
     nodes: Dict[str, object] = {"input": nir.Input(input_type=np.array(sample_input.shape[2:]))}
     names: Dict[fx.Node, List[str]] = {}  # fx node -> the NIR node names that carry its value
     edges: List[Tuple[str, str]] = []
@@ -146,6 +153,15 @@ def export(model: nn.Module, sample_input: torch.Tensor, *, dt: float = DEFAULT_
             name = node.target.replace(".", "_") or "module"
             while name in nodes:
                 name += "_"
+            if isinstance(m, DelayedLinear):  # one Delay -> Linear branch per distinct delay
+                new, first, last, inner = delayed_linear_to_nir(m, node.target, name, in_shape, dt)
+                if set(new) & set(nodes):
+                    raise ValueError(f"NIR node names {sorted(set(new) & set(nodes))} of the DelayedLinear "
+                                     f"{node.target!r} clash with other layers' names")
+                nodes.update(new)
+                edges += [(s, f) for s in srcs for f in first] + inner
+                names[node] = last
+                continue
             nodes[name] = _node_for(m, node.target, in_shape, out_shape, dt)
             edges += [(s, name) for s in srcs]
             names[node] = [name]
