@@ -26,7 +26,7 @@ that says to call ``.round()`` first (on a ``copy.deepcopy`` of the model to kee
 rounding changes the outputs, so it is not done silently.
 
 Import: ``Delay(tau)`` -> ``SynapticDelay(channels=tau.shape, learnable=False, init=tau / dt)``
-(fixed integer delays, ``max_delay = max(1, max k)``); delays that are not whole multiples of
+(fixed integer delays, ``max_delay = max k + 1``); delays that are not whole multiples of
 ``dt`` (relative tolerance ``1e-4``) raise a ``ValueError`` naming the node (give the writer's
 ``dt`` to :func:`~surrogate_nets.nir.load`). Branches written by :func:`~surrogate_nets.nir.export`
 carry ``metadata["surrogate_nets"]["delayed_linear"]`` and are folded back into one
@@ -145,7 +145,12 @@ def delay_from_nir(node, name: str, dt: float) -> SynapticDelay:
         k = stored  # the exported module's compact shape, e.g. (C, 1, 1)
     if k.ndim == 0:
         k = k.reshape(1)
-    max_delay = max(1, int(k.max()) if k.size else 1, int(md.get("max_delay", 1)))
+    # the written max_delay for our own graphs (identical outputs), else one more than the largest
+    # delay: the linear kernel reads the delay D = max_delay as x_{t-D+1} + 1 * (x_{t-D} - x_{t-D+1}),
+    # which can differ from x_{t-D} in the last bit; below D it is an exact gather
+    kmax = int(k.max()) if k.size else 0
+    max_delay = int(md["max_delay"]) if "max_delay" in md else kmax + 1
+    max_delay = max(1, kmax, max_delay)
     stateful = bool(np.asarray(md.get("stateful", False)).item())
     return SynapticDelay(tuple(int(s) for s in k.shape), max_delay, init=torch.as_tensor(k, dtype=torch.float32),
                          learnable=False, stateful=stateful)
