@@ -11,6 +11,17 @@ The discrete <-> continuous-time mapping (``tau = dt / (1 - beta)``, ``r = 1 / (
 and what NIR cannot represent are documented in :mod:`surrogate_nets.nir.neurons`; the layers in
 :mod:`surrogate_nets.nir.layers`.
 
+Delays (:mod:`surrogate_nets.nir.delays`): NIR's ``Delay`` is an exact shift
+``y(t) = x(t - tau)``. A :class:`~surrogate_nets.layers.SynapticDelay` with integer delays ``d``
+(steps) exports as ``Delay(delay = d * dt)``, broadcast to the per-sample shape. A
+:class:`~surrogate_nets.layers.DelayedLinear` exports as one branch per distinct integer delay
+``k``, ``Delay(k * dt) -> Linear(W_k)``, where ``W_k`` keeps the synapses with delay ``k``; NIR
+sums the branches into the target (``y_t = b + sum_k W_k x_{t-k}``). Fractional delays and the
+Gaussian kernel are not exact shifts, so export raises a ``ValueError`` asking for ``.round()``
+first (on a copy, to keep the learnable model). ``load`` reads ``Delay`` as a fixed-delay
+``SynapticDelay`` (``delay / dt`` must be whole steps) and folds exported branches back into one
+``DelayedLinear``: identical spikes.
+
 Example::
 
     import nir
