@@ -172,7 +172,8 @@ class DelayedLinearSpec:
             for k, wk in ws.items():
                 delays[wk != 0] = k
         delays = np.asarray(delays, dtype=np.float32)
-        bias = [np.asarray(n.bias, dtype=np.float32) for n in self.branches.values() if getattr(n, "bias", None) is not None]
+        bias = [np.asarray(n.bias, dtype=np.float32) for n in self.branches.values()
+                if getattr(n, "bias", None) is not None]
         max_delay = max(1, int(delays.max()), int(self.info.get("max_delay", 1)))
         impl = self.info.get("impl", "auto")
         impl = impl.decode() if isinstance(impl, bytes) else str(impl)

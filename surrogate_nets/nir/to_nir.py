@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from ..layers import DelayedLinear, Flatten, SynapticDelay, TemporalDropout, TimeDistributed, fold_time, is_time_major
+from ..layers import (DelayedLinear, Flatten, SynapticDelay, TemporalDropout, TimeDistributed, fold_time,
+                      is_time_major)
 from ..neurons import BaseNeuron
 from .delays import delayed_linear_to_nir, synaptic_delay_to_nir
 from .layers import conv_to_nir, flatten_to_nir, linear_to_nir, pool_to_nir
@@ -76,8 +77,8 @@ def _node_for(m: nn.Module, path: str, in_shape, out_shape, dt: float):
         return nir.Scale(np.ascontiguousarray(np.broadcast_to(inner.scale.cpu().numpy(), out_shape)))
     raise TypeError(f"cannot export module {path!r} of type {type(inner).__module__}.{type(inner).__qualname__} "
                     "to NIR: supported are Linear, Conv1d, Conv2d, AvgPool2d, SumPool2d, Flatten, Dropout/"
-                    "Identity (dropped), SynapticDelay, DelayedLinear (integer delays), IF, LIF, PLIF, Synaptic, LI, RLIF "
-                    "and quantized Linear/Conv")
+                    "Identity (dropped), SynapticDelay, DelayedLinear (integer delays), IF, LIF, PLIF, Synaptic, "
+                    "LI, RLIF and quantized Linear/Conv")
 
 
 def export(model: nn.Module, sample_input: torch.Tensor, *, dt: float = DEFAULT_DT,
