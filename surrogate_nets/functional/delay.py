@@ -168,7 +168,7 @@ def delay_shift(x: torch.Tensor, delay: torch.Tensor, max_delay: int, kernel: st
         pos = torch.arange(D, D + T, device=x.device).unsqueeze(1) - k            # [T, N]
         g0 = xf.gather(0, pos.unsqueeze(1).expand(T, B, N))
         g1 = xf.gather(0, (pos - 1).unsqueeze(1).expand(T, B, N))
-        y = g0 + f * (g1 - g0)
+        y = torch.lerp(g0, g1, f.to(g0.dtype).expand_as(g0))  # exact at f = 0 and f = 1
     else:
         w = delay_kernel(d, D, "gaussian", sigma)                               # [N, D + 1]
         inp = xf.permute(1, 2, 0)                                               # [B, N, D + T]
@@ -205,7 +205,7 @@ def delay_step(x_t: torch.Tensor, state: Optional[DelayState], delay: torch.Tens
             return torch.where(j == 0, xt, g)
 
         g0, g1 = tap(k), tap(k + 1)
-        y = g0 + f * (g1 - g0)
+        y = torch.lerp(g0, g1, f.to(g0.dtype).expand_as(g0))  # exact at f = 0 and f = 1
     else:
         check_choice(kernel, "kernel", KERNELS)
         w = delay_kernel(d, D, "gaussian", sigma)                       # [N, D + 1]

@@ -32,6 +32,15 @@ def test_integer_delay_is_explicit_shift(kernel):
     torch.testing.assert_close(y, ref, atol=1e-12, rtol=0)
 
 
+def test_linear_delay_at_every_integer_incl_max_delay_is_bit_exact():
+    """The 2-tap interpolation returns the tap itself at f = 0 and f = 1 (no rounding residue)."""
+    x = torch.randn(12, 2, 5, dtype=torch.float32)
+    ks = [0, 1, 3, 5, 5]
+    y = delay_shift(x, torch.tensor(ks, dtype=torch.float32), 5, "linear")
+    ref = torch.stack([shift(x[..., c], k) for c, k in enumerate(ks)], -1)
+    assert torch.equal(y, ref)
+
+
 def test_per_conv_channel_delays_broadcast_over_space():
     x = torch.randn(9, 2, 3, 4, 5)
     d = torch.tensor([0.0, 2.0, 3.0]).view(3, 1, 1)
