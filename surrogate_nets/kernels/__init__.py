@@ -130,4 +130,4 @@ def _numba_lif_supports(x, relaxed=False, **kw) -> bool:
 
 
 register_lif_backend("triton", _triton_lif, supports=_triton_lif_supports, auto=True)
-register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=True)
+register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=False)

@@ -29,6 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import expand_param, scaled_alpha
 from .triton_surrogates import FORMS_BY_NAME
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
@@ -308,27 +309,6 @@ lif_scan_fwd.register_autograd(_backward, setup_context=_setup)
 
 
 # ------------------------------------------------------------------------------ the backend fn
-class _ScaleGrad(torch.autograd.Function):
-    """Identity forward; multiplies the gradient by ``scale`` (a surrogate's ``grad_scale``)."""
-
-    @staticmethod
-    def forward(ctx, t, scale: float):
-        ctx.scale = scale
-        return t.view_as(t)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * ctx.scale, None
-
-
-def _grad_scale(surrogate, n_state: int, n_alpha: int) -> Optional[float]:
-    """The factor :func:`~surrogate_nets.functional._common.alpha_grad` applies to alpha's gradient."""
-    scale = surrogate.grad_scale
-    if scale == "auto":
-        return 1.0 / max(n_state / max(n_alpha, 1), 1.0) ** 0.5
-    return None if scale is None else float(scale)
-
-
 def triton_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
                     levels, relaxed):
     """``lif_scan`` backend ``"triton"`` (arguments as in :func:`~surrogate_nets.functional.lif.register_lif_backend`).
@@ -341,12 +321,10 @@ def triton_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_rese
         raise ValueError("the triton backend does not support relaxed=True; use backend='torch'")
     shape = x.shape[1:]
     pdt = torch.float64 if x.dtype == torch.float64 else torch.float32
-    scale = _grad_scale(surrogate, x[0].numel(), alpha.numel())
-    if scale is not None and alpha.requires_grad:
-        alpha = _ScaleGrad.apply(alpha, scale)
+    alpha = scaled_alpha(alpha, surrogate, x[0].numel())
 
     def full(p):
-        return p.to(pdt).expand(shape).contiguous()
+        return expand_param(p, shape, pdt)
 
     xc = x.contiguous()
     s, h, v = lif_scan_fwd(xc, v0.to(x.dtype).contiguous(), full(beta), full(threshold), full(alpha),
