@@ -157,8 +157,7 @@ def _dspike_da(z, a):
     return (c * (1.0 - t * t) * t2 - 0.5 * t * (1.0 - t2 * t2)) / (2.0 * t2 * t2)
 
 
-@njit(cache=True, inline="always")
-def _sur_vec(code, wrt_alpha, z, a, out, m):
+def _sur_vec_py(code, wrt_alpha, z, a, out, m):
     """``out[:m] = f(z[:m], a[:m])``, ``f`` = derivative (or d_alpha) of family ``code``.
 
     The family branch sits outside the element loop, so each loop is branch-free and the
@@ -219,6 +218,10 @@ def _sur_vec(code, wrt_alpha, z, a, out, m):
         else:
             for i in range(m):
                 out[i] = _dspike_da(z[i], a[i])
+
+
+_sur_vec = njit(cache=True, inline="always")(_sur_vec_py)
+_sur_vec_py = njit(cache=True)(_sur_vec_py)  # a callable copy (tests evaluate the forms with it)
 
 
 @njit(cache=True, nogil=True)

@@ -297,6 +297,8 @@ def _backward(ctx, g_s, g_h, g_v):
     need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
     if not (need_x or need_v0 or need_b or need_th or need_a):
         return (None,) * 10
+    # incoming gradients may be expanded views (e.g. of ``out.sum()``): the kernel needs dense ones
+    g_s, g_h, g_v = (None if g is None else g.contiguous() for g in (g_s, g_h, g_v))
     gx, gv0, gb, gth, ga = lif_scan_bwd(
         h, x, g_s, g_h, g_v, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input,
         levels, [bool(need_b), bool(need_th), bool(need_a)])
