@@ -34,7 +34,7 @@ LIBS = ("surrogate_nets", "snntorch", "spikingjelly", "norse", "sinabs")
 def build(lib: str, T: int, B: int, N: int, device: str = "cpu", backend: str = "auto"):
     """Return ``(x, run)``: a leaf input and a function computing the spikes from it.
 
-    SpikingJelly runs its fastest backend for the device (CUDA: triton, else cupy; CPU: torch).
+    SpikingJelly runs its fastest backend for the device (2.x chooses itself; 0.0.0.0.x: cupy).
     """
     import torch
 
@@ -66,16 +66,11 @@ def build(lib: str, T: int, B: int, N: int, device: str = "cpu", backend: str = 
 
         layer = neuron.LIFNode(tau=2.0, decay_input=False, v_reset=None,
                                surrogate_function=surrogate.ATan(), step_mode="m")
-        if device == "cuda":
-            for be in ("triton", "cupy"):
-                if be in getattr(layer, "supported_backends", ()):
-                    try:
-                        layer.backend = be
-                        break
-                    except Exception:  # noqa: BLE001  (backend listed but not importable)
-                        continue
+        # SpikingJelly >= 2.0 picks its fused kernel by itself (functional.lif_multi_step);
+        # older releases expose ``backend`` ("cupy"/"triton" on CUDA)
+        if device == "cuda" and "cupy" in getattr(layer, "supported_backends", ()):
+            layer.backend = "cupy"
         layer = layer.to(device)
-        print(f"spikingjelly backend: {layer.backend}", file=sys.stderr)
         x = torch.rand(T, B, N) * 1.5
 
         def run(x):
