@@ -10,8 +10,9 @@ Backends registered for ``lif_scan`` (and so for ``LIF``/``IF``/PLIF modules):
   (:mod:`.triton_surrogates`). Picked by ``backend="auto"`` on CUDA. CPU tensors only run under
   Triton's interpreter (``TRITON_INTERPRET=1`` before triton is imported) and only when asked for
   by name or after :func:`allow_triton_on_cpu` (the tests do this).
-* ``"numba"`` (:mod:`.numba_lif`): CPU tensors, float32/float64; picked by ``"auto"`` on CPU
-  (measured faster than ``"torch"``, see ``benchmarks/RESULTS.md``).
+* ``"numba"`` (:mod:`.numba_lif`): CPU tensors, float32/float64; picked by ``"auto"`` on CPU for
+  layers of at least :data:`NUMBA_MIN_NEURONS` neurons per step, where it was measured faster than
+  ``"torch"`` (``benchmarks/RESULTS.md``); ``SURROGATE_NETS_NO_NUMBA=1`` turns it off.
 
 A surrogate family without a kernel form (a user subclass) runs the ``"torch"`` backend
 instead, with a one-time warning.
@@ -122,12 +123,20 @@ def _numba_lif(**kw):
     return numba_lif_scan(**kw)
 
 
+#: ``backend="auto"`` uses numba from this many neurons per step (``x[0].numel()``) on. Measured
+#: (benchmarks/RESULTS.md, 2 threads, T=100): 16k neurons torch 16 ms vs numba 32 ms; 65k: torch
+#: 130-920 ms vs numba 78-97 ms; 262k: torch 920-1100 ms vs numba 300 ms (the torch backend's
+#: per-step slices fall out of cache, numba's blocks stay in L1; below that, numba loses to
+#: its per-call overhead).
+NUMBA_MIN_NEURONS = 32768
+
+
 def _numba_lif_supports(x, relaxed=False, **kw) -> bool:
     import torch
 
     return (not relaxed and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and numba_available())
+            and x[0].numel() >= NUMBA_MIN_NEURONS and numba_available())
 
 
 register_lif_backend("triton", _triton_lif, supports=_triton_lif_supports, auto=True)
-register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=False)
+register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=True)

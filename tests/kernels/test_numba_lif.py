@@ -109,3 +109,21 @@ def test_numba_rejects_non_cpu():
         pytest.skip("needs a second device type")
     with pytest.raises(ValueError, match="CPU"):
         lif_scan(torch.rand(2, 1, 3, device="cuda"), backend="numba")
+
+
+def test_auto_uses_numba_only_for_large_layers(monkeypatch):
+    from surrogate_nets import kernels
+    from surrogate_nets.functional import lif as lif_mod
+
+    calls = []
+    orig = lif_mod._BACKENDS["numba"]
+    monkeypatch.setitem(lif_mod._BACKENDS, "numba", lambda **kw: calls.append(1) or orig(**kw))
+    monkeypatch.setattr(kernels, "NUMBA_MIN_NEURONS", 64)
+    small, large = torch.rand(3, 2, 8), torch.rand(3, 4, 16)
+    lif_scan(small)
+    assert calls == []
+    r = lif_scan(large)
+    assert calls == [1]
+    assert torch.equal(r.spikes, lif_scan(large, backend="torch").spikes)
+    lif_scan(large.double().requires_grad_(), relaxed=True)  # relaxed: torch only
+    assert calls == [1]
