@@ -127,3 +127,18 @@ def test_auto_uses_numba_only_for_large_layers(monkeypatch):
     assert torch.equal(r.spikes, lif_scan(large, backend="torch").spikes)
     lif_scan(large.double().requires_grad_(), relaxed=True)  # relaxed: torch only
     assert calls == [1]
+
+
+def test_li_readout_runs_on_the_numba_scan():
+    """The LI readout is the scan with threshold inf and no reset: same trace and gradients."""
+    from surrogate_nets.neurons import LI
+
+    x = torch.randn(5, 2, 6, dtype=torch.float64, requires_grad=True)
+    outs = []
+    for be in ("torch", "numba"):
+        li = LI(tau=3.0, learn_beta=True, backend=be).double()
+        y = li(x)
+        y = y[0] if isinstance(y, tuple) else y
+        outs.append((y,) + torch.autograd.grad((y * torch.arange(6.0)).sum(), [x] + list(li.parameters())))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

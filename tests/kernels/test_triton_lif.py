@@ -169,3 +169,19 @@ def test_triton_rejects_cpu_without_interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="CUDA"):
         lif_scan(torch.rand(2, 1, 3), backend="triton")
+
+
+def test_li_readout_runs_on_the_triton_scan():
+    """The LI readout is the scan with threshold inf and no reset: same trace and gradients."""
+    from surrogate_nets.neurons import LI
+
+    x = torch.randn(5, 2, 6, dtype=torch.float64, device=DEV, requires_grad=True)
+    outs = []
+    for be in ("torch", "triton"):
+        li = LI(tau=3.0, learn_beta=True, backend=be).to(device=DEV, dtype=torch.float64)
+        y = li(x)
+        y = y[0] if isinstance(y, tuple) else y
+        outs.append((y,) + torch.autograd.grad((y * torch.arange(6.0, device=DEV)).sum(),
+                                               [x] + list(li.parameters())))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
