@@ -5,6 +5,7 @@
     python benchmarks/neurons_peers.py                    # T=100, B=128, N=2048, float32, CPU
     python benchmarks/neurons_peers.py --T 50 --B 64 --N 1024 --repeat 5
     python benchmarks/neurons_peers.py --sizes "100,32,512;100,128,2048" --ours auto,torch,numba
+    python benchmarks/neurons_peers.py --interleave --libs surrogate_nets,spikingjelly --repeat 15
     python benchmarks/neurons_peers.py --device cuda --dtype float16 --sizes "64,64,65536"
 
 Every library runs its standard multi-step LIF with an arc-tangent (or its default) surrogate on
@@ -150,6 +151,45 @@ def child(lib, T, B, N, repeat, device, dtype, backend):
                       "version": _version(lib)}))
 
 
+def interleaved(jobs, T, B, N, repeat, device, dtype):
+    """All libraries in this one process, one forward+backward of each in turn per round, so that
+    background load drifts hit every library alike (peak memory is then not per library)."""
+    import torch
+
+    cuda = device == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    built = []
+    for lib, be in jobs:
+        try:
+            torch.manual_seed(0)
+            x, run = build(lib, T, B, N, device, be)
+        except ImportError as e:
+            print(f"{lib}: skipped ({e})", file=sys.stderr)
+            continue
+        built.append((lib, be, x.to(device=device, dtype=getattr(torch, dtype)), run))
+    times = {(lib, be): [] for lib, be, _, _ in built}
+    for i in range(repeat + 1):
+        for lib, be, x, run in built:
+            xi = x.clone().requires_grad_()
+            sync()
+            t0 = time.perf_counter()
+            out = run(xi)
+            out.float().sum().backward()
+            sync()
+            if i:
+                times[(lib, be)].append(time.perf_counter() - t0)
+    rows = []
+    for lib, be, x, run in built:
+        xi = x.clone().requires_grad_()
+        out, saved = _saved_bytes(lambda: run(xi))
+        ts = sorted(times[(lib, be)])
+        rows.append({"lib": f"surrogate_nets[{be}]" if lib == "surrogate_nets" else lib,
+                     "seconds": ts[len(ts) // 2], "peak_mb": float("nan"),
+                     "saved_mb": saved / 2**20, "rate": float(out.detach().float().mean()),
+                     "version": _version(lib)})
+    return rows
+
+
 def _version(lib):
     from importlib import metadata
 
@@ -190,6 +230,9 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--threads", type=int, default=None, help="torch threads in every child")
     p.add_argument("--out", default=None, help="also write the markdown tables to this file")
+    p.add_argument("--interleave", action="store_true",
+                   help="run all libraries in one process, alternating every repetition "
+                        "(fair ratios on a loaded machine; no per-library peak memory)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--backend", default="auto", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -211,8 +254,8 @@ def main(argv=None):
 
     out = []
     for T, B, N in sizes:
-        rows = []
-        for lib, be in jobs:
+        rows = interleaved(jobs, T, B, N, a.repeat, a.device, a.dtype) if a.interleave else []
+        for lib, be in ([] if a.interleave else jobs):
             cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, "--T", str(T),
                    "--B", str(B), "--N", str(N), "--repeat", str(a.repeat), "--device", a.device,
                    "--dtype", a.dtype, "--backend", be]
@@ -229,7 +272,8 @@ def main(argv=None):
             rows.append(row)
         threads = a.threads or torch.get_num_threads()
         title = (f"**LIF forward+backward, T={T} B={B} N={N}, {a.dtype}, {a.device}"
-                 f"{'' if a.device == 'cuda' else f' ({threads} threads)'}**, median of {a.repeat}")
+                 f"{'' if a.device == 'cuda' else f' ({threads} threads)'}**, median of {a.repeat}"
+                 f"{', interleaved in one process' if a.interleave else ''}")
         text = table(rows, title)
         print(text + "\n", flush=True)
         out.append(text)
