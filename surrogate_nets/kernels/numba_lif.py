@@ -238,22 +238,29 @@ def _fwd(x, v0, b, cb, th, ks, reset, decay, levels, s_out, h_out, v_out, lo, hi
         thl = th[j0:j0 + m].copy()
         h = np.empty_like(v)
         s = np.empty_like(v)
+        xb = x[0, j0:j0 + m].copy()
         one = ks[0]
         zero = one - one
         for t in range(T):
             # every branch is hoisted out of the element loops (so they vectorise)
             if decay:
                 for i in range(m):
-                    h[i] = cbl[i] * x[t, j0 + i] + bl[i] * v[i]
+                    h[i] = cbl[i] * xb[i] + bl[i] * v[i]
             else:
                 for i in range(m):
-                    h[i] = x[t, j0 + i] + bl[i] * v[i]
+                    h[i] = xb[i] + bl[i] * v[i]
             for i in range(m):
                 s[i] = one if h[i] - thl[i] >= zero else zero
             for k in range(1, levels):
                 kf = ks[k]
                 for i in range(m):
                     s[i] += one if h[i] - thl[i] * kf >= zero else zero
+            # load the next step's input before storing this step's outputs: x[t+1] and
+            # h/s[t] sit at the same offsets modulo 4 KiB (rows of 2^k floats), and a load right
+            # behind a store to an aliasing address stalls
+            if t + 1 < T:
+                for i in range(m):
+                    xb[i] = x[t + 1, j0 + i]
             for i in range(m):
                 h_out[t, j0 + i] = h[i]
                 s_out[t, j0 + i] = s[i]
@@ -293,6 +300,7 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
         rho1 = np.empty(m)
         cnt = np.empty(m)
         gh = np.empty(m)
+        gxb = np.empty(m)  # dL/dx of step t + 1, stored after step t's loads (4K aliasing)
         acc_b = np.zeros(m)
         acc_th = np.zeros(m)
         acc_a = np.zeros(m)
@@ -308,6 +316,9 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
             if has_gs:
                 for i in range(m):
                     G[i] = gs[t, j0 + i]
+            if t < T - 1:
+                for i in range(m):
+                    gx[t + 1, j0 + i] = gxb[i]
             if nd and reset == 0:
                 for i in range(m):
                     G[i] -= thb[i] * gv[i]
@@ -382,13 +393,14 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
                         acc_b[i] -= gh[i] * x[t, j0 + i]
             if decay:
                 for i in range(m):
-                    gx[t, j0 + i] = (1.0 - bb[i]) * gh[i]
+                    gxb[i] = (1.0 - bb[i]) * gh[i]
             else:
                 for i in range(m):
-                    gx[t, j0 + i] = gh[i]
+                    gxb[i] = gh[i]
             for i in range(m):
                 gv[i] = bb[i] * gh[i]
         for i in range(m):
+            gx[0, j0 + i] = gxb[i]
             gv0[j0 + i] = gv[i]
             if need_b:
                 gb[j0 + i] = acc_b[i]
