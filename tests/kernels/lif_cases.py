@@ -104,3 +104,15 @@ def assert_matches_reference(backend, reset, detach, decay, levels, device="cpu"
     ge = torch.autograd.grad((exp * w1).sum() + (tr["h"] * w2).sum() + fin["v"].sum(), wrt)
     for nm, a, b in zip(NAMES, g, ge):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m: f"{nm}: {m}")
+
+
+def backend_table():
+    """The dict ``{name: fn}`` of lif_scan backends (the seam's registry, wherever it lives)."""
+    try:
+        from surrogate_nets.functional import backends
+
+        return backends._REGISTRY["lif"]
+    except ImportError:
+        from surrogate_nets.functional import lif as lif_mod
+
+        return lif_mod._BACKENDS
