@@ -47,15 +47,16 @@ def _count(h, th, LEVELS: tl.constexpr):
 
 @triton.jit
 def _after_reset(h, s, th, RESET: tl.constexpr, LEVELS: tl.constexpr):
+    """``v`` from ``h`` and the spike count ``s`` (one return: compiled Triton prefers it)."""
+    v = h
     if RESET == 0:
-        return h - s * th
+        v = h - s * th
     elif RESET == 1:
         if LEVELS == 1:
-            return h * (1.0 - s)
+            v = h * (1.0 - s)
         else:
-            return h * (1.0 - (h - th >= 0).to(h.dtype))
-    else:
-        return h
+            v = h * (1.0 - (h - th >= 0).to(h.dtype))
+    return v
 
 
 @triton.jit
