@@ -12,7 +12,8 @@
 # 4. benchmarks/neurons_peers.py --device cuda (all peers that import) at T=64 B=64 N=65536
 #    float32 and float16, and T=100 B=32 N=512;
 # 5. benchmarks/train_peers.py --device cuda (2 epochs);
-# every table goes to $OUT/*.md, logs to $OUT/*.log. Each step has its own time limit, and a
+# every table goes to $OUT/*.md, logs to $OUT/*.log. Each step has its own time limit (120+45+2x60+60
+# = 345 s at most), and a
 # failing step does not stop the later ones (the exit status is that of the tests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -65,21 +66,21 @@ if [[ "${GPU_CHECK_SKIP_TESTS:-0}" == "1" ]]; then
   log "kernel tests skipped (GPU_CHECK_SKIP_TESTS=1)"
 else
   log "kernel tests ($DEV)"
-  timeout 150 "$PY" -m pytest -q -m cuda tests/kernels "${TESTSEL[@]}" -p no:cacheprovider > "$OUT/tests.log" 2>&1
+  timeout 120 "$PY" -m pytest -q -m cuda tests/kernels "${TESTSEL[@]}" -p no:cacheprovider > "$OUT/tests.log" 2>&1
   TEST_RC=$?
   tail -3 "$OUT/tests.log"
 fi
 
 # ---------------------------------------------------------------- 3. roofline
 log "roofline"
-timeout 60 "$PY" benchmarks/lif_roofline.py $RF > "$OUT/roofline.md" 2> "$OUT/roofline.log"
+timeout 45 "$PY" benchmarks/lif_roofline.py $RF > "$OUT/roofline.md" 2> "$OUT/roofline.log"
 cat "$OUT/roofline.md"
 
 # ---------------------------------------------------------------- 4. neurons vs peers
 for DT in float32 float16; do
   [[ $DRY -eq 1 && $DT == float16 ]] && continue
   log "neurons_peers $DEV $DT"
-  timeout 100 "$PY" benchmarks/neurons_peers.py --device $DEV --dtype $DT --sizes "$SIZES" \
+  timeout 60 "$PY" benchmarks/neurons_peers.py --device $DEV --dtype $DT --sizes "$SIZES" \
     --libs "$LIBS" --ours "$OURS" --repeat $([[ $DRY -eq 1 ]] && echo 1 || echo 7) \
     --out "$OUT/neurons_$DT.md" > "$OUT/neurons_$DT.log" 2>&1
   cat "$OUT/neurons_$DT.md" 2>/dev/null
@@ -90,7 +91,7 @@ if [[ $DRY -eq 1 ]]; then
   "$PY" benchmarks/train_peers.py --help > "$OUT/train.log" 2>&1 && echo "train_peers --help ok" > "$OUT/train.md"
 else
   log "train_peers cuda"
-  timeout 120 "$PY" benchmarks/train_peers.py --device cuda --epochs 2 --out "$OUT/train.md" > "$OUT/train.log" 2>&1
+  timeout 60 "$PY" benchmarks/train_peers.py --device cuda --epochs 2 --out "$OUT/train.md" > "$OUT/train.log" 2>&1
   cat "$OUT/train.md" 2>/dev/null
 fi
 log "done (tests rc=$TEST_RC); tables in $OUT"

@@ -277,9 +277,9 @@ def main(argv=None):
         text = table(rows, title)
         print(text + "\n", flush=True)
         out.append(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write("\n\n".join(out) + "\n\n")
+        if a.out:  # appended per size, so a time limit keeps the finished tables
+            with open(a.out, "a") as f:
+                f.write(text + "\n\n")
 
 
 if __name__ == "__main__":
