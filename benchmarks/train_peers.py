@@ -21,9 +21,12 @@ training time per epoch is reported.
 Run (the peers live in a separate environment)::
 
     pip install -e ".[bench]"          # snntorch, spikingjelly, ... (they pull their own torch)
-    python benchmarks/train_peers.py [--epochs 10]
+    python benchmarks/train_peers.py [--epochs 10] [--device cuda] [--out table.md]
 
-Prints one table: test accuracy and seconds per epoch, with the ratios ours / theirs.
+Prints one markdown table: test accuracy, median seconds per epoch, the ratio to the fastest, and
+the bytes autograd saves for backward in one training step (``saved_tensors_hooks``).
+``surrogate_nets+SpikeLinear`` is ours with the Linear after the LIF layer replaced by
+:class:`surrogate_nets.layers.SpikeLinear` (same weights).
 """
 
 from __future__ import annotations
@@ -49,11 +52,13 @@ BETA = 1 - 1 / TAU
 
 
 # ------------------------------------------------------------------------------ models
-def ours(n_in, n_out):
+def ours(n_in, n_out, spike_linear=False):
+    """``spike_linear=True``: the Linear after the LIF layer gathers the active inputs."""
+    fc2 = layers.SpikeLinear(HIDDEN, n_out) if spike_linear else nn.Linear(HIDDEN, n_out)
     return layers.Sequential(
         layers.Flatten(), nn.Linear(n_in, HIDDEN),
         neurons.LIF(tau=TAU, threshold=THRESH, surrogate=ATan(ALPHA)),
-        nn.Linear(HIDDEN, n_out), neurons.LI(tau=TAU))
+        fc2, neurons.LI(tau=TAU))
 
 
 class SnnTorchNet(nn.Module):
@@ -99,6 +104,19 @@ class SpikingJellyNet(nn.Module):
         self.readout = neuron.LIFNode(tau=TAU, decay_input=False, v_threshold=1e9,
                                       v_reset=None, step_mode="m", store_v_seq=True)
 
+    def use_fastest_backend(self, device):
+        """CUDA: SpikingJelly's triton (else cupy) backend; CPU: torch."""
+        if device != "cuda":
+            return
+        for node in (self.lif, self.readout):
+            for be in ("triton", "cupy"):
+                if be in getattr(node, "supported_backends", ()):
+                    try:
+                        node.backend = be
+                        break
+                    except Exception:  # noqa: BLE001
+                        continue
+
     def forward(self, x):
         from spikingjelly.activation_based import functional
 
@@ -125,22 +143,51 @@ def max_membrane_ce(trace, y):
     return F.cross_entropy(trace.max(0).values, y)
 
 
-def train_epoch(model, loss_fn, loader, opt):
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_epoch(model, loss_fn, loader, opt, device="cpu"):
     model.train()
+    _sync(device)
     t0 = time.perf_counter()
     for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    _sync(device)
     return time.perf_counter() - t0
 
 
+def saved_bytes(model, loss_fn, x, y):
+    """Bytes autograd saves for backward in one training step (unique storages)."""
+    seen = {}
+
+    def pack(t):
+        try:
+            st = t.untyped_storage()
+            seen[(st.data_ptr(), t.device.type)] = st.nbytes()
+        except Exception:  # noqa: BLE001
+            pass
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = loss_fn(model(x), y)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(seen.values())
+
+
 @torch.no_grad()
-def accuracy(model, loader):
+def accuracy(model, loader, device="cpu"):
     model.eval()
     correct = n = 0
     for x, y in loader:
+        x, y = x.to(device), y.to(device)
         correct += int((model(x).max(0).values.argmax(-1) == y).sum())
         n += len(y)
     return correct / n
@@ -162,6 +209,8 @@ def main():
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--out", default=None, help="also append the markdown table to this file")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -175,8 +224,12 @@ def main():
     torch.manual_seed(a.seed)
     reference = ours(n_in, n_out)
     libs = {"surrogate_nets": (reference, MembraneCrossEntropy("max"))}
+    sparse = ours(n_in, n_out, spike_linear=True)
+    copy_weights(reference, sparse)
+    libs["surrogate_nets+SpikeLinear"] = (sparse, MembraneCrossEntropy("max"))
     peers = {"snntorch": SnnTorchNet, "spikingjelly": SpikingJellyNet}
     versions = {"surrogate_nets": __import__("surrogate_nets").__version__}
+    versions["surrogate_nets+SpikeLinear"] = versions["surrogate_nets"]
     for name, cls in peers.items():
         try:
             m = cls(n_in, n_out)
@@ -184,9 +237,15 @@ def main():
             print(f"skipping {name}: {e}")
             continue
         copy_weights(reference, m)
+        if hasattr(m, "use_fastest_backend"):
+            m.use_fastest_backend(a.device)
         libs[name] = (m, max_membrane_ce)
         versions[name] = _version(name)
 
+    for name, (m, _) in libs.items():
+        m.to(a.device)
+    xb, yb = next(iter(train_loader))
+    xb, yb = xb.to(a.device), yb.to(a.device)
     state = {}
     for name, (m, _) in libs.items():
         opt = torch.optim.Adam(m.parameters(), lr=a.lr)
@@ -197,28 +256,34 @@ def main():
             train_loader.set_epoch(epoch)
             torch.manual_seed(a.seed + epoch)
             st = state[name]
-            st["times"].append(train_epoch(m, loss_fn, train_loader, st["opt"]))
+            st["times"].append(train_epoch(m, loss_fn, train_loader, st["opt"], a.device))
             st["sched"].step()
         print(f"epoch {epoch + 1}/{a.epochs}: " + ", ".join(
             f"{n} {state[n]['times'][-1]:.2f}s" for n in libs), flush=True)
-    for name, (m, _) in libs.items():
-        state[name]["acc"] = accuracy(m, test_loader)
+    for name, (m, loss_fn) in libs.items():
+        state[name]["acc"] = accuracy(m, test_loader, a.device)
         state[name]["sec"] = statistics.median(state[name]["times"])
+        state[name]["saved"] = saved_bytes(m, loss_fn, xb, yb)
 
+    best = min(st["sec"] for st in state.values())
     ref = state["surrogate_nets"]
-    print()
-    print(f"DigitEvents, T={a.time_steps}, MLP 800-{HIDDEN}-10 (LIF tau={TAU}, LI readout), "
-          f"membrane-ce, Adam lr={a.lr} cosine, batch {a.batch_size}, {a.epochs} epochs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    head = f"{'library':<16} {'version':<9} {'test acc':>9} {'s/epoch':>8} {'acc ours/theirs':>16} {'time ours/theirs':>17}"
-    print(head)
-    print("-" * len(head))
+    lines = [f"**Training, DigitEvents T={a.time_steps}, MLP 800-{HIDDEN}-10 (LIF tau={TAU}, LI "
+             f"readout), Adam lr={a.lr} cosine, batch {a.batch_size}, {a.epochs} epochs, "
+             f"{a.device}" + ("" if a.device == "cuda" else f" ({torch.get_num_threads()} threads)")
+             + f", torch {torch.__version__}, {platform.processor() or platform.machine()}**", "",
+             "| library | version | test acc | median s/epoch | x fastest | saved for backward per "
+             "step MB | saved x ours |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in libs:
         st = state[name]
-        acc_r = ref["acc"] / st["acc"] if st["acc"] else float("nan")
-        t_r = ref["sec"] / st["sec"]
-        ratio = ("" if name == "surrogate_nets" else f"{acc_r:16.3f} {t_r:17.2f}")
-        print(f"{name:<16} {versions[name]:<9} {100 * st['acc']:8.2f}% {st['sec']:8.3f} {ratio}")
+        lines.append(f"| {name} | {versions[name]} | {100 * st['acc']:.2f}% | {st['sec']:.3f} | "
+                     f"{st['sec'] / best:.2f} | {st['saved'] / 2**20:.2f} | "
+                     f"{st['saved'] / max(ref['saved'], 1):.2f} |")
+    text = "\n".join(lines)
+    print()
+    print(text)
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(text + "\n\n")
 
 
 if __name__ == "__main__":

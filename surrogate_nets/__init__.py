@@ -8,6 +8,7 @@ Layers of the library (torch.nn style): :mod:`surrogate` (relaxations of the ste
 
 from . import encode, functional, layers, losses, neurons, quant, stats, surrogate
 from .functional import quantize, spike
+from . import kernels  # registers the lazy fused backends (imports neither triton nor numba)
 
 __version__ = "0.1.0"
 

@@ -3,11 +3,12 @@
 from .dropout import TemporalDropout
 from .flatten import Flatten
 from .sequential import Sequential, is_time_major
+from .spike_linear import SpikeLinear, spike_linear
 from .state import reset
 from .time_distributed import TimeDistributed, fold_time
 
 __all__ = ["TimeDistributed", "fold_time", "Sequential", "Flatten", "TemporalDropout", "reset",
-           "is_time_major"]
+           "is_time_major", "SpikeLinear", "spike_linear"]
 
 # learnable synaptic delays (issue 15)
 from .delay import DelayedLinear, DelayState, DelayWidthSchedule, SynapticDelay

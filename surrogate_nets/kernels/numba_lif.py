@@ -1,0 +1,504 @@
+r"""Compiled CPU LIF/IF/PLIF scan (numba): the time loop inside each block of neurons.
+
+Same recurrence and numerical contract as :class:`surrogate_nets.functional.lif.LIFScanFunction`
+(see its docstring for the BPTT derivation). The ``[T, B*N]`` problem is cut into blocks of
+``_BLOCK`` neurons (split over ``torch.get_num_threads()`` threads for large layers); each block keeps its state in a small
+array that stays in L1 for all ``T`` steps, so the forward reads ``x`` and writes ``s``/``h``
+once, and the backward reads ``h`` (plus the needed output gradients) and writes ``dL/dx`` once,
+accumulating the parameter gradients per neuron. The torch backend instead runs ~10 whole-tensor
+passes per step, each dispatched from Python.
+
+float32 inputs: the forward recurrence runs in float32 exactly as the torch backend does (same
+operations, no fused multiply-add), so spikes are identical; the surrogate terms of the backward
+are evaluated in float64 and rounded when stored. float64 runs in float64.
+
+Surrogate families: :data:`NUMBA_CODES` (one entry per built-in family, keyed by exact class)
+selects the loop of :func:`_sur_vec`, whose per-family helpers spell out the formulas of
+:mod:`surrogate_nets.surrogate.families`; ``tests/kernels`` checks every entry against the
+family's own ``derivative`` / ``d_alpha``. One compiled kernel serves all families and modes
+(cached on disk by numba), so there is one compilation per dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from numba import njit
+
+from ..surrogate import families as fam
+from ._common import expand_param, scaled_alpha
+
+_BLOCK = 256
+_MIN_PER_THREAD = 16384  # neurons per thread below which threading does not pay
+_RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
+
+NUMBA_CODES = {
+    fam.StraightThrough: 0, fam.Rectangle: 0, fam.Sigmoid: 1, fam.FastSigmoid: 2,
+    fam.SoftSign: 2, fam.ATan: 3, fam.Triangle: 4, fam.Gaussian: 5, fam.Erf: 6,
+    fam.Exponential: 7, fam.DSpike: 8,
+}
+"""``{family class: branch code of _sur_d/_sur_da}``; every built-in has one (a test checks it)."""
+
+_HALF_PI = 0.5 * math.pi
+_INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+# ------------------------------------------------------------------ the families, one pair each
+@njit(cache=True, inline="always")
+def _rect_d(z, a):
+    u = a * z
+    return a if (u >= -0.5 and u < 0.5) else 0.0
+
+
+@njit(cache=True, inline="always")
+def _rect_da(z, a):
+    u = a * z
+    return z if (u >= -0.5 and u < 0.5) else 0.0
+
+
+@njit(cache=True, inline="always")
+def _sigmoid_d(z, a):
+    s = 1.0 / (1.0 + math.exp(-a * z))
+    return a * s * (1.0 - s)
+
+
+@njit(cache=True, inline="always")
+def _sigmoid_da(z, a):
+    s = 1.0 / (1.0 + math.exp(-a * z))
+    return z * s * (1.0 - s)
+
+
+@njit(cache=True, inline="always")
+def _fast_sigmoid_d(z, a):
+    q = 1.0 + abs(a * z)
+    return a / (2.0 * q * q)
+
+
+@njit(cache=True, inline="always")
+def _fast_sigmoid_da(z, a):
+    q = 1.0 + abs(a * z)
+    return z / (2.0 * q * q)
+
+
+@njit(cache=True, inline="always")
+def _atan_d(z, a):
+    u = _HALF_PI * a * z
+    return 0.5 * a / (1.0 + u * u)
+
+
+@njit(cache=True, inline="always")
+def _atan_da(z, a):
+    u = _HALF_PI * a * z
+    return 0.5 * z / (1.0 + u * u)
+
+
+@njit(cache=True, inline="always")
+def _triangle_d(z, a):
+    return a * max(1.0 - abs(a * z), 0.0)
+
+
+@njit(cache=True, inline="always")
+def _triangle_da(z, a):
+    return z * max(1.0 - abs(a * z), 0.0)
+
+
+@njit(cache=True, inline="always")
+def _gaussian_d(z, a):
+    u = a * z
+    return a * _INV_SQRT_2PI * math.exp(-0.5 * u * u)
+
+
+@njit(cache=True, inline="always")
+def _gaussian_da(z, a):
+    u = a * z
+    return z * _INV_SQRT_2PI * math.exp(-0.5 * u * u)
+
+
+@njit(cache=True, inline="always")
+def _erf_d(z, a):
+    u = a * z
+    return a * _INV_SQRT_PI * math.exp(-u * u)
+
+
+@njit(cache=True, inline="always")
+def _erf_da(z, a):
+    u = a * z
+    return z * _INV_SQRT_PI * math.exp(-u * u)
+
+
+@njit(cache=True, inline="always")
+def _exponential_d(z, a):
+    return 0.5 * a * math.exp(-abs(a * z))
+
+
+@njit(cache=True, inline="always")
+def _exponential_da(z, a):
+    return 0.5 * z * math.exp(-abs(a * z))
+
+
+@njit(cache=True, inline="always")
+def _dspike_d(z, a):
+    if abs(z) >= 0.5:
+        return 0.0
+    t = math.tanh(a * z)
+    return a * (1.0 - t * t) / (2.0 * math.tanh(0.5 * a))
+
+
+@njit(cache=True, inline="always")
+def _dspike_da(z, a):
+    c = min(max(z, -0.5), 0.5)
+    t = math.tanh(a * c)
+    t2 = math.tanh(0.5 * a)
+    return (c * (1.0 - t * t) * t2 - 0.5 * t * (1.0 - t2 * t2)) / (2.0 * t2 * t2)
+
+
+def _sur_vec_py(code, wrt_alpha, z, a, out, m):
+    """``out[:m] = f(z[:m], a[:m])``, ``f`` = derivative (or d_alpha) of family ``code``.
+
+    The family branch sits outside the element loop, so each loop is branch-free and the
+    compiler can vectorise it."""
+    if not wrt_alpha:
+        if code == 0:
+            for i in range(m):
+                out[i] = _rect_d(z[i], a[i])
+        elif code == 1:
+            for i in range(m):
+                out[i] = _sigmoid_d(z[i], a[i])
+        elif code == 2:
+            for i in range(m):
+                out[i] = _fast_sigmoid_d(z[i], a[i])
+        elif code == 3:
+            for i in range(m):
+                out[i] = _atan_d(z[i], a[i])
+        elif code == 4:
+            for i in range(m):
+                out[i] = _triangle_d(z[i], a[i])
+        elif code == 5:
+            for i in range(m):
+                out[i] = _gaussian_d(z[i], a[i])
+        elif code == 6:
+            for i in range(m):
+                out[i] = _erf_d(z[i], a[i])
+        elif code == 7:
+            for i in range(m):
+                out[i] = _exponential_d(z[i], a[i])
+        else:
+            for i in range(m):
+                out[i] = _dspike_d(z[i], a[i])
+    else:
+        if code == 0:
+            for i in range(m):
+                out[i] = _rect_da(z[i], a[i])
+        elif code == 1:
+            for i in range(m):
+                out[i] = _sigmoid_da(z[i], a[i])
+        elif code == 2:
+            for i in range(m):
+                out[i] = _fast_sigmoid_da(z[i], a[i])
+        elif code == 3:
+            for i in range(m):
+                out[i] = _atan_da(z[i], a[i])
+        elif code == 4:
+            for i in range(m):
+                out[i] = _triangle_da(z[i], a[i])
+        elif code == 5:
+            for i in range(m):
+                out[i] = _gaussian_da(z[i], a[i])
+        elif code == 6:
+            for i in range(m):
+                out[i] = _erf_da(z[i], a[i])
+        elif code == 7:
+            for i in range(m):
+                out[i] = _exponential_da(z[i], a[i])
+        else:
+            for i in range(m):
+                out[i] = _dspike_da(z[i], a[i])
+
+
+_sur_vec = njit(cache=True, inline="always")(_sur_vec_py)
+_sur_vec_py = njit(cache=True)(_sur_vec_py)  # a callable copy (tests evaluate the forms with it)
+
+
+@njit(cache=True, nogil=True)
+def _fwd(x, v0, b, cb, th, ks, reset, decay, levels, s_out, h_out, v_out, lo, hi):
+    T = x.shape[0]
+    for j0 in range(lo, hi, _BLOCK):
+        m = min(hi, j0 + _BLOCK) - j0
+        v = v0[j0:j0 + m].copy()
+        # block-local copies of the parameters: the expanded parameter tensors are separate
+        # allocations that can sit at the same offset modulo 4 KiB as x / h / s, and reading
+        # them next to those streams was measured up to 10x slower (4K aliasing)
+        bl = b[j0:j0 + m].copy()
+        cbl = cb[j0:j0 + m].copy()
+        thl = th[j0:j0 + m].copy()
+        h = np.empty_like(v)
+        s = np.empty_like(v)
+        xb = x[0, j0:j0 + m].copy()
+        one = ks[0]
+        zero = one - one
+        for t in range(T):
+            # every branch is hoisted out of the element loops (so they vectorise)
+            if decay:
+                for i in range(m):
+                    h[i] = cbl[i] * xb[i] + bl[i] * v[i]
+            else:
+                for i in range(m):
+                    h[i] = xb[i] + bl[i] * v[i]
+            for i in range(m):
+                s[i] = one if h[i] - thl[i] >= zero else zero
+            for k in range(1, levels):
+                kf = ks[k]
+                for i in range(m):
+                    s[i] += one if h[i] - thl[i] * kf >= zero else zero
+            # load the next step's input before storing this step's outputs: x[t+1] and
+            # h/s[t] sit at the same offsets modulo 4 KiB (rows of 2^k floats), and a load right
+            # behind a store to an aliasing address stalls
+            if t + 1 < T:
+                for i in range(m):
+                    xb[i] = x[t + 1, j0 + i]
+            for i in range(m):
+                h_out[t, j0 + i] = h[i]
+                s_out[t, j0 + i] = s[i]
+            if reset == 0:
+                for i in range(m):
+                    v[i] = h[i] - s[i] * thl[i]
+            elif reset == 1:
+                for i in range(m):
+                    v[i] = h[i] if h[i] - thl[i] < zero else zero
+            else:
+                for i in range(m):
+                    v[i] = h[i]
+        v_out[j0:j0 + m] = v
+
+
+@njit(cache=True, nogil=True)
+def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, levels, nd, has_gs,
+         has_gh, has_gv, need_b, need_th, need_a, gx, gv0, gb, gth, ga, lo, hi):
+    T = h_in.shape[0]
+    for j0 in range(lo, hi, _BLOCK):
+        m = min(hi, j0 + _BLOCK) - j0
+        # per-block working set (float64), reused for every step: stays in L1
+        gv = np.zeros(m)
+        hb = np.empty(m)
+        thb = np.empty(m)
+        ab = np.empty(m)
+        bb = np.empty(m)
+        z = np.empty(m)
+        d = np.empty(m)
+        r = np.empty(m)
+        G = np.zeros(m)
+        G1 = np.zeros(m)
+        sig = np.empty(m)
+        kap = np.empty(m)
+        sig1 = np.empty(m)
+        rho = np.empty(m)
+        rho1 = np.empty(m)
+        cnt = np.empty(m)
+        gh = np.empty(m)
+        gxb = np.empty(m)  # dL/dx of step t + 1, stored after step t's loads (4K aliasing)
+        acc_b = np.zeros(m)
+        acc_th = np.zeros(m)
+        acc_a = np.zeros(m)
+        for i in range(m):
+            thb[i] = th[j0 + i]
+            ab[i] = al[j0 + i]
+            bb[i] = b[j0 + i]
+            if has_gv:
+                gv[i] = gv_in[j0 + i]
+        for t in range(T - 1, -1, -1):
+            for i in range(m):
+                hb[i] = h_in[t, j0 + i]
+            if has_gs:
+                for i in range(m):
+                    G[i] = gs[t, j0 + i]
+            if t < T - 1:
+                for i in range(m):
+                    gx[t + 1, j0 + i] = gxb[i]
+            if nd and reset == 0:
+                for i in range(m):
+                    G[i] -= thb[i] * gv[i]
+            elif nd and reset == 1:
+                for i in range(m):
+                    G1[i] = -hb[i] * gv[i]
+            # surrogate sums over the level boundaries z_k = h - k theta
+            for k in range(levels):
+                kf = float(ks[k])
+                for i in range(m):
+                    z[i] = hb[i] - thb[i] * kf
+                _sur_vec(code, False, z, ab, d, m)
+                if k == 0:
+                    for i in range(m):
+                        sig[i] = d[i]
+                        kap[i] = d[i]
+                        sig1[i] = d[i]
+                        cnt[i] = 1.0 if z[i] >= 0.0 else 0.0
+                else:
+                    for i in range(m):
+                        sig[i] += d[i]
+                        kap[i] += (k + 1) * d[i]
+                        cnt[i] += 1.0 if z[i] >= 0.0 else 0.0
+                if need_a:
+                    _sur_vec(code, True, z, ab, r, m)
+                    if k == 0:
+                        for i in range(m):
+                            rho[i] = r[i]
+                            rho1[i] = r[i]
+                    else:
+                        for i in range(m):
+                            rho[i] += r[i]
+            if reset == 1:
+                for i in range(m):
+                    keep = 1.0 if hb[i] - thb[i] < 0.0 else 0.0
+                    gh[i] = gv[i] * keep + G[i] * sig[i] + G1[i] * sig1[i]
+            else:
+                for i in range(m):
+                    gh[i] = gv[i] + G[i] * sig[i]
+            if has_gh:
+                for i in range(m):
+                    gh[i] += gh_in[t, j0 + i]
+            if need_th:
+                for i in range(m):
+                    acc_th[i] -= G[i] * kap[i] + G1[i] * sig1[i]
+                if reset == 0:
+                    for i in range(m):
+                        acc_th[i] -= gv[i] * cnt[i]
+            if need_a:
+                for i in range(m):
+                    acc_a[i] += G[i] * rho[i] + G1[i] * rho1[i]
+            if need_b:
+                if t > 0:
+                    for i in range(m):
+                        hp = float(h_in[t - 1, j0 + i])
+                        tp = thb[i]
+                        if reset == 0:
+                            cp = 0.0
+                            for k in range(levels):
+                                cp += 1.0 if hp - tp * float(ks[k]) >= 0.0 else 0.0
+                            vp = hp - cp * tp
+                        elif reset == 1:
+                            vp = hp if hp - tp < 0.0 else 0.0
+                        else:
+                            vp = hp
+                        acc_b[i] += gh[i] * vp
+                else:
+                    for i in range(m):
+                        acc_b[i] += gh[i] * v0[j0 + i]
+                if decay:
+                    for i in range(m):
+                        acc_b[i] -= gh[i] * x[t, j0 + i]
+            if decay:
+                for i in range(m):
+                    gxb[i] = (1.0 - bb[i]) * gh[i]
+            else:
+                for i in range(m):
+                    gxb[i] = gh[i]
+            for i in range(m):
+                gv[i] = bb[i] * gh[i]
+        for i in range(m):
+            gx[0, j0 + i] = gxb[i]
+            gv0[j0 + i] = gv[i]
+            if need_b:
+                gb[j0 + i] = acc_b[i]
+            if need_th:
+                gth[j0 + i] = acc_th[i]
+            if need_a:
+                ga[j0 + i] = acc_a[i]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+_POOL = {}
+
+
+def _run(kernel, args, n: int) -> None:
+    """Run ``kernel(*args, lo, hi)`` over ``[0, n)``: in one call, or split over
+    ``torch.get_num_threads()`` threads (the kernels release the GIL) when ``n`` is large.
+
+    Plain threads instead of numba's parallel layer: that layer was measured 5-10x slower on
+    freshly allocated outputs (page faults taken in its worker threads).
+    """
+    workers = min(torch.get_num_threads(), n // _MIN_PER_THREAD)
+    if workers <= 1:
+        kernel(*args, 0, n)
+        return
+    pool = _POOL.get(workers)
+    if pool is None:
+        pool = _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="surrogate_nets")
+    step = -(-n // workers)
+    step = -(-step // _BLOCK) * _BLOCK
+    futs = [pool.submit(kernel, *args, lo, min(n, lo + step)) for lo in range(0, n, step)]
+    for f in futs:
+        f.result()
+
+
+class NumbaLIFScan(torch.autograd.Function):
+    """``forward(x [T, n], v0, beta, threshold, alpha (all [n], x's dtype), code, reset, detach,
+    decay, levels) -> (s, h, v)``; contiguous inputs only (see :func:`numba_lif_scan`)."""
+
+    @staticmethod
+    def forward(ctx, x, v0, beta, threshold, alpha, code, reset, detach_reset, decay_input, levels):
+        ctx.set_materialize_grads(False)
+        T, n = x.shape
+        s = torch.empty_like(x)
+        h = torch.empty_like(x)
+        v = torch.empty_like(v0)
+        ks = torch.arange(1, levels + 1, dtype=x.dtype)
+        _run(_fwd, (_np(x), _np(v0), _np(beta), _np(1 - beta), _np(threshold), _np(ks), reset,
+                    decay_input, levels, _np(s), _np(h), _np(v)), n)
+        ctx.cfg = (code, reset, detach_reset, decay_input, levels)
+        save_x = decay_input and ctx.needs_input_grad[2]
+        ctx.save_for_backward(h, x if save_x else None, v0, beta, threshold, alpha)
+        return s, h, v
+
+    @staticmethod
+    def backward(ctx, g_s, g_h, g_v):
+        h, x, v0, beta, threshold, alpha = ctx.saved_tensors
+        code, reset, detach_reset, decay_input, levels = ctx.cfg
+        need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
+        if not (need_x or need_v0 or need_b or need_th or need_a):
+            return (None,) * 10
+        n = h.shape[1]
+        gx = torch.empty_like(h)
+        gv0 = torch.empty_like(v0)
+        gb = torch.empty(n if need_b else 0, dtype=h.dtype)
+        gth = torch.empty(n if need_th else 0, dtype=h.dtype)
+        ga = torch.empty(n if need_a else 0, dtype=h.dtype)
+        dummy = torch.zeros(1, 1, dtype=h.dtype)  # C-contiguous: one compiled signature
+        ks = torch.arange(1, levels + 1, dtype=h.dtype)
+        nd = (not detach_reset) and reset != 2
+        _run(_bwd, (_np(h), _np(x if x is not None else dummy),
+             _np(g_s.contiguous() if g_s is not None else dummy),
+             _np(g_h.contiguous() if g_h is not None else dummy),
+             _np(g_v.contiguous() if g_v is not None else v0), _np(v0), _np(beta), _np(threshold),
+             _np(alpha), _np(ks), code, reset, decay_input, levels, nd, g_s is not None,
+             g_h is not None, g_v is not None, bool(need_b), bool(need_th), bool(need_a),
+             _np(gx), _np(gv0), _np(gb), _np(gth), _np(ga)), n)
+        return (gx if need_x else None, gv0 if need_v0 else None, gb if need_b else None,
+                gth if need_th else None, ga if need_a else None, None, None, None, None, None)
+
+
+def numba_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
+                   levels, relaxed):
+    """``lif_scan`` backend ``"numba"`` (CPU, float32/float64, built-in surrogate families)."""
+    from ..functional.lif import LIFScanResult
+
+    if relaxed:
+        raise ValueError("the numba backend does not support relaxed=True; use backend='torch'")
+    shape = x.shape[1:]
+    T = x.shape[0]
+    n = x[0].numel()
+    dt = x.dtype
+    alpha = scaled_alpha(alpha, surrogate, n)
+    s, h, v = NumbaLIFScan.apply(
+        x.contiguous().view(T, n), v0.to(dt).contiguous().view(n),
+        expand_param(beta, shape, dt).view(n), expand_param(threshold, shape, dt).view(n),
+        expand_param(alpha, shape, dt).view(n), NUMBA_CODES[type(surrogate)],
+        _RESET_CODE[reset], bool(detach_reset), bool(decay_input), int(levels))
+    return LIFScanResult(s.view(x.shape), h.view(x.shape), v.view(shape).to(v0.dtype))

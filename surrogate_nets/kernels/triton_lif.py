@@ -1,0 +1,336 @@
+r"""Triton LIF/IF/PLIF scan: the whole time loop inside one kernel, forward and hand-written BPTT backward.
+
+Same recurrence and numerical contract as :class:`surrogate_nets.functional.lif.LIFScanFunction`
+(whose docstring derives the backward): per neuron
+
+.. math::
+    h_t = \beta v_{t-1} + c\,x_t,\quad s_t = \textstyle\sum_{k=1}^{L} H(h_t - k\theta),\quad
+    v_t = h_t - s_t\theta\ |\ h_t(1 - H(h_t - \theta))\ |\ h_t
+
+with ``c = 1`` or ``1 - beta`` (``decay_input``). One program owns a block of ``BLOCK`` neurons
+of the flattened ``[B*N]`` state and runs all ``T`` steps with the state in registers, so the
+forward reads ``x`` once and writes ``s`` and ``h`` once; the backward runs ``t = T-1 .. 0``,
+reads ``h`` (and ``h_{t-1}`` to rebuild ``v_{t-1}`` for the beta gradient), writes ``dL/dx``
+once, and accumulates the beta / threshold / alpha gradients per neuron in registers. Per-neuron
+parameters arrive expanded to ``[B*N]`` (autograd of the expand reduces them back to their
+shapes). float16/bfloat16 are loaded and computed in float32; float64 stays float64.
+
+Both directions are ``torch.library`` ops (``surrogate_nets::lif_scan_fwd`` /
+``lif_scan_bwd``, via ``triton_op`` where available) with registered autograd, so
+``torch.compile`` sees one op per direction. On CPU tensors they run only under Triton's
+interpreter (``TRITON_INTERPRET=1`` set before triton is imported), which is how the tests run.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import expand_param, scaled_alpha
+from .triton_surrogates import FORMS_BY_NAME
+
+_RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
+
+
+# ------------------------------------------------------------------------------------ kernels
+@triton.jit
+def _count(h, th, LEVELS: tl.constexpr):
+    """``sum_k H(h - k theta)`` (``k = 1..LEVELS``) as a float in ``h``'s dtype."""
+    s = (h - th >= 0).to(h.dtype)
+    for k in tl.static_range(2, LEVELS + 1):
+        s += (h - th * k >= 0).to(h.dtype)
+    return s
+
+
+@triton.jit
+def _after_reset(h, s, th, RESET: tl.constexpr, LEVELS: tl.constexpr):
+    """``v`` from ``h`` and the spike count ``s`` (one return: compiled Triton prefers it)."""
+    v = h
+    if RESET == 0:
+        v = h - s * th
+    elif RESET == 1:
+        if LEVELS == 1:
+            v = h * (1.0 - s)
+        else:
+            v = h * (1.0 - (h - th >= 0).to(h.dtype))
+    return v
+
+
+@triton.jit
+def _lif_fwd_kernel(X, V0, BETA, TH, S, H, VOUT, n, T,
+                    RESET: tl.constexpr, DECAY: tl.constexpr, LEVELS: tl.constexpr,
+                    CDT: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    v = tl.load(V0 + offs, mask=m, other=0.0).to(CDT)
+    b = tl.load(BETA + offs, mask=m, other=1.0).to(CDT)
+    th = tl.load(TH + offs, mask=m, other=1.0).to(CDT)
+    xp = X + offs
+    sp = S + offs
+    hp = H + offs
+    for _t in range(T):
+        x = tl.load(xp, mask=m, other=0.0).to(CDT)
+        if DECAY:
+            h = (1.0 - b) * x + b * v
+        else:
+            h = x + b * v
+        s = _count(h, th, LEVELS)
+        tl.store(hp, h.to(H.dtype.element_ty), mask=m)
+        tl.store(sp, s.to(S.dtype.element_ty), mask=m)
+        v = _after_reset(h, s, th, RESET, LEVELS)
+        xp += n
+        sp += n
+        hp += n
+    tl.store(VOUT + offs, v.to(VOUT.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _lif_bwd_kernel(H, X, GS, GH, GV, V0, BETA, TH, ALPHA,
+                    GX, GV0, GB, GTH, GA, n, T, last,
+                    D: tl.constexpr, DA: tl.constexpr,
+                    RESET: tl.constexpr, DECAY: tl.constexpr, LEVELS: tl.constexpr,
+                    ND: tl.constexpr, HAS_GS: tl.constexpr, HAS_GH: tl.constexpr,
+                    HAS_GV: tl.constexpr, NEED_B: tl.constexpr, NEED_TH: tl.constexpr,
+                    NEED_A: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    b = tl.load(BETA + offs, mask=m, other=1.0).to(CDT)
+    th = tl.load(TH + offs, mask=m, other=1.0).to(CDT)
+    a = tl.load(ALPHA + offs, mask=m, other=1.0).to(CDT)
+    v0 = tl.load(V0 + offs, mask=m, other=0.0).to(CDT)
+    zero = tl.zeros([BLOCK], dtype=CDT)
+    if HAS_GV:
+        gv = tl.load(GV + offs, mask=m, other=0.0).to(CDT)
+    else:
+        gv = zero
+    acc_b = zero
+    acc_th = zero
+    acc_a = zero
+    hp = H + last + offs
+    xp = X + last + offs
+    gsp = GS + last + offs
+    ghp = GH + last + offs
+    gxp = GX + last + offs
+    for i in range(T):
+        t = T - 1 - i
+        h = tl.load(hp, mask=m, other=0.0).to(CDT)
+        if HAS_GS:
+            G = tl.load(gsp, mask=m, other=0.0).to(CDT)
+        else:
+            G = zero
+        G1 = zero
+        if ND:
+            if RESET == 0:
+                G = G - th * gv
+            elif RESET == 1:
+                G1 = -h * gv
+        # surrogate sums over the level boundaries z_k = h - k theta
+        z = h - th
+        d = D(z, a)
+        sig = d
+        kap = d
+        sig1 = d
+        if NEED_A:
+            r = DA(z, a)
+            rho = r
+            rho1 = r
+        for k in tl.static_range(2, LEVELS + 1):
+            zk = h - th * k
+            dk = D(zk, a)
+            sig += dk
+            kap += k * dk
+            if NEED_A:
+                rho += DA(zk, a)
+        if RESET == 1:
+            gh = gv * (1.0 - (z >= 0).to(CDT)) + G * sig + G1 * sig1
+        else:
+            gh = gv + G * sig
+        if HAS_GH:
+            gh += tl.load(ghp, mask=m, other=0.0).to(CDT)
+        if NEED_TH:
+            acc_th += -(G * kap) - G1 * sig1
+            if RESET == 0:
+                acc_th -= gv * _count(h, th, LEVELS)
+        if NEED_A:
+            acc_a += G * rho + G1 * rho1
+        if NEED_B:
+            has_prev = tl.full([BLOCK], t, tl.int32) > 0
+            hprev = tl.load(hp - n, mask=m & has_prev, other=0.0).to(CDT)
+            vprev = _after_reset(hprev, _count(hprev, th, LEVELS), th, RESET, LEVELS)
+            vprev = tl.where(has_prev, vprev, v0)
+            acc_b += gh * vprev
+            if DECAY:
+                acc_b -= gh * tl.load(xp, mask=m, other=0.0).to(CDT)
+        if DECAY:
+            gx = (1.0 - b) * gh
+        else:
+            gx = gh
+        tl.store(gxp, gx.to(GX.dtype.element_ty), mask=m)
+        gv = b * gh
+        hp -= n
+        xp -= n
+        gsp -= n
+        ghp -= n
+        gxp -= n
+    tl.store(GV0 + offs, gv, mask=m)
+    if NEED_B:
+        tl.store(GB + offs, acc_b, mask=m)
+    if NEED_TH:
+        tl.store(GTH + offs, acc_th, mask=m)
+    if NEED_A:
+        tl.store(GA + offs, acc_a, mask=m)
+
+
+# ------------------------------------------------------------------------------ launch helpers
+def _cdt(dtype: torch.dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def _block(n: int, device: torch.device) -> int:
+    if device.type != "cuda":
+        return max(16, min(1024, triton.next_power_of_2(n)))  # interpreter: few big programs
+    return 256
+
+
+def _wrap(kernel):
+    """``torch.library.wrap_triton`` when this torch has it (needed inside ``triton_op``)."""
+    wrap = getattr(torch.library, "wrap_triton", None)
+    return wrap(kernel) if wrap is not None else kernel
+
+
+def _fwd_impl(x: torch.Tensor, v0: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor,
+              reset: int, decay_input: bool, levels: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    T = x.shape[0]
+    n = x[0].numel()
+    s = torch.empty_like(x)
+    h = torch.empty_like(x)
+    v = torch.empty_like(v0)
+    blk = _block(n, x.device)
+    grid = (triton.cdiv(n, blk),)
+    _wrap(_lif_fwd_kernel)[grid](x, v0, beta, threshold, s, h, v, n, T, RESET=reset,
+                                 DECAY=decay_input, LEVELS=levels, CDT=_cdt(x.dtype), BLOCK=blk)
+    return s, h, v
+
+
+def _bwd_impl(h: torch.Tensor, x: Optional[torch.Tensor], gs: Optional[torch.Tensor],
+              gh: Optional[torch.Tensor], gv: Optional[torch.Tensor], v0: torch.Tensor,
+              beta: torch.Tensor, threshold: torch.Tensor, alpha: torch.Tensor, family: str,
+              reset: int, detach_reset: bool, decay_input: bool, levels: int,
+              need: List[bool]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                         torch.Tensor]:
+    d, da = FORMS_BY_NAME[family]
+    T = h.shape[0]
+    n = h[0].numel()
+    need_b, need_th, need_a = bool(need[0]), bool(need[1]), bool(need[2])
+    pdt = beta.dtype
+    gx = torch.empty_like(h)
+    gv0 = torch.empty(h.shape[1:], dtype=pdt, device=h.device)
+    gb = torch.empty(h.shape[1:] if need_b else (0,), dtype=pdt, device=h.device)
+    gth = torch.empty(h.shape[1:] if need_th else (0,), dtype=pdt, device=h.device)
+    ga = torch.empty(h.shape[1:] if need_a else (0,), dtype=pdt, device=h.device)
+    blk = _block(n, h.device)
+    grid = (triton.cdiv(n, blk),)
+    nd = (not detach_reset) and reset != 2
+    _wrap(_lif_bwd_kernel)[grid](
+        h, x if x is not None else h, gs if gs is not None else h, gh if gh is not None else h,
+        gv if gv is not None else v0, v0, beta, threshold, alpha, gx, gv0, gb, gth, ga, n, T, (T - 1) * n,
+        D=d, DA=da, RESET=reset, DECAY=decay_input, LEVELS=levels, ND=nd,
+        HAS_GS=gs is not None, HAS_GH=gh is not None, HAS_GV=gv is not None,
+        NEED_B=need_b, NEED_TH=need_th, NEED_A=need_a, CDT=_cdt(h.dtype), BLOCK=blk)
+    return gx, gv0, gb, gth, ga
+
+
+# ---------------------------------------------------------------------- torch.library wrapping
+_op_decorator = getattr(torch.library, "triton_op", None) or torch.library.custom_op
+
+
+@_op_decorator("surrogate_nets::lif_scan_fwd", mutates_args=())
+def lif_scan_fwd(x: torch.Tensor, v0: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor,
+                 alpha: torch.Tensor, family: str, reset: int, detach_reset: bool,
+                 decay_input: bool, levels: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward op: ``(spikes [T, *S], h [T, *S], v_last [*S])``; ``v0``/parameters are ``[*S]``."""
+    return _fwd_impl(x, v0, beta, threshold, reset, decay_input, levels)
+
+
+@_op_decorator("surrogate_nets::lif_scan_bwd", mutates_args=())
+def lif_scan_bwd(h: torch.Tensor, x: Optional[torch.Tensor], gs: Optional[torch.Tensor],
+                 gh: Optional[torch.Tensor], gv: Optional[torch.Tensor], v0: torch.Tensor,
+                 beta: torch.Tensor, threshold: torch.Tensor, alpha: torch.Tensor, family: str,
+                 reset: int, detach_reset: bool, decay_input: bool, levels: int,
+                 need: List[bool]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                            torch.Tensor]:
+    """Backward op: ``(dx, dv0, dbeta, dtheta, dalpha)`` elementwise (empty when not needed)."""
+    return _bwd_impl(h, x, gs, gh, gv, v0, beta, threshold, alpha, family, reset, detach_reset,
+                     decay_input, levels, need)
+
+
+@lif_scan_fwd.register_fake
+def _(x, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input, levels):
+    return torch.empty_like(x), torch.empty_like(x), torch.empty_like(v0)
+
+
+@lif_scan_bwd.register_fake
+def _(h, x, gs, gh, gv, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input,
+      levels, need):
+    pdt = beta.dtype
+    shp = h.shape[1:]
+    mk = lambda on: h.new_empty(shp if on else (0,), dtype=pdt)  # noqa: E731
+    return torch.empty_like(h), h.new_empty(shp, dtype=pdt), mk(need[0]), mk(need[1]), mk(need[2])
+
+
+def _setup(ctx, inputs, output):
+    x, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input, levels = inputs
+    _, h, _ = output
+    ctx.cfg = (family, reset, detach_reset, decay_input, levels)
+    save_x = decay_input and ctx.needs_input_grad[2]
+    ctx.save_for_backward(h, x if save_x else None, v0, beta, threshold, alpha)
+    ctx.v0_dtype = v0.dtype
+
+
+def _backward(ctx, g_s, g_h, g_v):
+    h, x, v0, beta, threshold, alpha = ctx.saved_tensors
+    family, reset, detach_reset, decay_input, levels = ctx.cfg
+    need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
+    if not (need_x or need_v0 or need_b or need_th or need_a):
+        return (None,) * 10
+    # incoming gradients may be expanded views (e.g. of ``out.sum()``): the kernel needs dense ones
+    g_s, g_h, g_v = (None if g is None else g.contiguous() for g in (g_s, g_h, g_v))
+    gx, gv0, gb, gth, ga = lif_scan_bwd(
+        h, x, g_s, g_h, g_v, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input,
+        levels, [bool(need_b), bool(need_th), bool(need_a)])
+    return (gx if need_x else None, gv0.to(ctx.v0_dtype) if need_v0 else None,
+            gb if need_b else None, gth if need_th else None, ga if need_a else None,
+            None, None, None, None, None)
+
+
+lif_scan_fwd.register_autograd(_backward, setup_context=_setup)
+
+
+# ------------------------------------------------------------------------------ the backend fn
+def triton_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
+                    levels, relaxed):
+    """``lif_scan`` backend ``"triton"`` (arguments as in :func:`~surrogate_nets.functional.lif.register_lif_backend`).
+
+    ``relaxed=True`` is not supported here (the dispatcher never sends it).
+    """
+    from ..functional.lif import LIFScanResult
+
+    if relaxed:
+        raise ValueError("the triton backend does not support relaxed=True; use backend='torch'")
+    shape = x.shape[1:]
+    pdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    alpha = scaled_alpha(alpha, surrogate, x[0].numel())
+
+    def full(p):
+        return expand_param(p, shape, pdt)
+
+    xc = x.contiguous()
+    s, h, v = lif_scan_fwd(xc, v0.to(x.dtype).contiguous(), full(beta), full(threshold), full(alpha),
+                           surrogate.name, _RESET_CODE[reset], bool(detach_reset),
+                           bool(decay_input), int(levels))
+    return LIFScanResult(s, h, v.to(v0.dtype) if v0.dtype != v.dtype else v)
