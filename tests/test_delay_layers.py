@@ -10,7 +10,7 @@ from surrogate_nets.data.timing import relative_timing
 from surrogate_nets.functional import delay_shift, delayed_linear
 from surrogate_nets.layers import DelayedLinear, DelayWidthSchedule, SynapticDelay
 from surrogate_nets.neurons import LIF
-from conftest import needs_cuda
+from devices import needs_cuda
 
 
 def test_synaptic_delay_is_a_learnable_parameter_in_range():

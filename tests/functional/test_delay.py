@@ -8,7 +8,7 @@ from surrogate_nets.functional import (
     delayed_linear_step, raw_from_delay, round_delay,
 )
 from surrogate_nets.functional.delay import history_from_state, linear_taps
-from conftest import needs_cuda
+from devices import needs_cuda
 
 F64 = torch.float64
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import reference as ref
-from conftest import needs_cuda
+from devices import needs_cuda
 from surrogate_nets import surrogate as S
 from surrogate_nets.functional import (
     LIFScanFunction, MultiSpikeFunction, fire, lif_backends, lif_scan, lif_step, register_lif_backend,

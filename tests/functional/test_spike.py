@@ -5,7 +5,7 @@ import torch
 
 from surrogate_nets import surrogate as S
 from surrogate_nets.functional import SpikeFunction, spike
-from conftest import needs_cuda
+from devices import needs_cuda
 
 FAMILIES = S.names()
 
