@@ -25,6 +25,7 @@ import os
 import platform
 import warnings
 
+from ..functional.backends import register_backend
 from ..functional.lif import _scan_torch, register_lif_backend
 
 __all__ = ["triton_available", "numba_available", "allow_triton_on_cpu", "has_kernel_form"]
@@ -140,3 +141,41 @@ def _numba_lif_supports(x, relaxed=False, **kw) -> bool:
 
 register_lif_backend("triton", _triton_lif, supports=_triton_lif_supports, auto=True)
 register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=True)
+
+
+# ------------------------------------------------------------------------------------- li
+def _triton_li(x, v0, beta, decay_input):
+    """Op ``li`` on the Triton LIF scan: threshold ``inf`` and no reset give ``h_t = v_t``."""
+    if not _triton_device_ok(x):
+        raise ValueError(
+            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
+            f"on {x.device}")
+    import torch
+
+    from ..surrogate.families import StraightThrough
+    from .triton_lif import triton_lif_scan
+
+    inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
+    one = torch.ones((), dtype=x.dtype, device=x.device)
+    return triton_lif_scan(x=x, v0=v0, beta=beta, threshold=inf, alpha=one,
+                           surrogate=StraightThrough(), reset="none", detach_reset=False,
+                           decay_input=decay_input, levels=1, relaxed=False).h
+
+
+def _numba_li(x, v0, beta, decay_input):
+    if x.device.type != "cpu":
+        raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
+    from .numba_li import numba_li_scan
+
+    return numba_li_scan(x, v0, beta, decay_input)
+
+
+def _numba_li_supports(x, **kw) -> bool:
+    import torch
+
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and x[0].numel() >= NUMBA_MIN_NEURONS and numba_available())
+
+
+register_backend("li", "triton", _triton_li, supports=_triton_lif_supports, auto=True)
+register_backend("li", "numba", _numba_li, supports=_numba_li_supports, auto=True)

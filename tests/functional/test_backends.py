@@ -4,10 +4,20 @@
 A backend registered by another module (a compiled CPU loop, a Triton kernel) is picked up
 automatically: the cases are built from ``list_backends(op)`` at collection time. A backend whose
 ``supports(**kw)`` declines a case is skipped for that case only.
+
+The fused kernels of :mod:`surrogate_nets.kernels` are opted in here: numba's ``auto`` size
+threshold is lowered to 0 (the cases are tiny) and, without CUDA, the Triton kernels run on CPU
+tensors through Triton's interpreter (``TRITON_INTERPRET=1`` is set before triton is imported).
 """
+
+import importlib.util
+import os
 
 import pytest
 import torch
+
+if not torch.cuda.is_available() and importlib.util.find_spec("triton") is not None:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import reference as ref
 from surrogate_nets import surrogate as S
@@ -96,6 +106,42 @@ def _cases():
                 yield pytest.param("fake_quant", name, (sur, signed), id=f"fake_quant-{name}-{sur}-{signed}")
 
 
+@pytest.fixture(autouse=True)
+def _opt_in_kernels(monkeypatch):
+    """Let the fused kernels accept the tiny cases (and Triton run under its interpreter)."""
+    from surrogate_nets import kernels
+
+    monkeypatch.setattr(kernels, "NUMBA_MIN_NEURONS", 0)
+    old = kernels._STATE["triton_cpu"]
+    kernels.allow_triton_on_cpu(kernels.triton_interpreting())
+    yield kernels
+    kernels.allow_triton_on_cpu(old)
+
+
+def _kernel_backends():
+    from surrogate_nets import kernels
+
+    out = []
+    for op in B.OPS:
+        for name, avail in (("triton", kernels.triton_available()), ("numba", kernels.numba_available())):
+            if name in B.list_backends(op) and avail:
+                out.append(pytest.param(op, name, id=f"{op}-{name}"))
+    return out
+
+
+@pytest.mark.parametrize("op, name", _kernel_backends())
+def test_auto_picks_the_registered_kernel(op, name, _opt_in_kernels):
+    """``backend="auto"`` resolves to the kernel when its ``supports`` accepts the call."""
+    kernels = _opt_in_kernels
+    if name == "triton" and not (torch.cuda.is_available() or kernels.triton_interpreting()):
+        pytest.skip("triton runs on CPU tensors only under TRITON_INTERPRET=1")
+    if name == "numba":
+        kernels.allow_triton_on_cpu(False)  # else triton (registered first) wins on CPU
+    kw = {"li": lambda: _li_case(False)[0], "fake_quant": lambda: _fq_case("atan", True)[0]}.get(
+        op, lambda: _spiking_case(op, *SPIKING[0])[0])()
+    assert B.get_backend(op, "auto", **kw) is B.get_backend(op, name), f"{op}: auto did not pick {name}"
+
+
 def _compare(got, exp, wrt, names, what):
     for i, (a, b) in enumerate(zip(got, exp)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=lambda m: f"{what} output {i}: {m}")
@@ -138,7 +184,9 @@ def test_every_op_has_the_torch_reference():
         assert "torch" in B.list_backends(op)
 
 
-def test_register_dispatch_priority_and_unregister():
+def test_register_dispatch_priority_and_unregister(_opt_in_kernels, monkeypatch):
+    monkeypatch.setattr(_opt_in_kernels, "NUMBA_MIN_NEURONS", 1 << 60)  # kernels out of the way
+    _opt_in_kernels.allow_triton_on_cpu(False)
     calls = []
 
     def make(tag):
