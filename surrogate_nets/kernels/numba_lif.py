@@ -30,6 +30,7 @@ import torch
 from numba import njit
 
 from ..surrogate import families as fam
+from . import numba_lif_fast as _fast
 from ._common import expand_param, scaled_alpha
 
 _BLOCK = 256
@@ -449,9 +450,14 @@ class NumbaLIFScan(torch.autograd.Function):
         s = torch.empty_like(x)
         h = torch.empty_like(x)
         v = torch.empty_like(v0)
-        ks = torch.arange(1, levels + 1, dtype=x.dtype)
-        _run(_fwd, (_np(x), _np(v0), _np(beta), _np(1 - beta), _np(threshold), _np(ks), reset,
-                    decay_input, levels, _np(s), _np(h), _np(v)), n)
+        if levels == 1:  # the common case: one fused pass per step (numba_lif_fast)
+            cb = 1 - beta if decay_input else torch.ones_like(beta)
+            _run(_fast.fwd1, (_np(x), _np(v0), _np(beta), _np(cb), _np(threshold),
+                              _np(_fast.constants(x.dtype)), reset, _np(s), _np(h), _np(v)), n)
+        else:
+            ks = torch.arange(1, levels + 1, dtype=x.dtype)
+            _run(_fwd, (_np(x), _np(v0), _np(beta), _np(1 - beta), _np(threshold), _np(ks), reset,
+                        decay_input, levels, _np(s), _np(h), _np(v)), n)
         ctx.cfg = (code, reset, detach_reset, decay_input, levels)
         save_x = decay_input and ctx.needs_input_grad[2]
         ctx.save_for_backward(h, x if save_x else None, v0, beta, threshold, alpha)
@@ -471,6 +477,18 @@ class NumbaLIFScan(torch.autograd.Function):
         gth = torch.empty(n if need_th else 0, dtype=h.dtype)
         ga = torch.empty(n if need_a else 0, dtype=h.dtype)
         dummy = torch.zeros(1, 1, dtype=h.dtype)  # C-contiguous: one compiled signature
+        nd = (not detach_reset) and reset != 2
+        if (levels == 1 and g_s is not None and g_h is None and not need_a
+                and code in _fast.FAST_CODES.values()):  # the common case (numba_lif_fast)
+            cb = 1 - beta if decay_input else torch.ones_like(beta)
+            xx = x if (x is not None and decay_input) else h  # read only times 0 without decay
+            _run(_fast.bwd1, (_np(h), _np(g_s.contiguous()),
+                 _np(g_v.contiguous() if g_v is not None else v0), _np(v0), _np(xx), _np(beta),
+                 _np(cb), _np(threshold), _np(alpha), _np(_fast.constants(h.dtype)), code, reset,
+                 nd, g_v is not None, bool(need_b), bool(need_th), bool(decay_input), _np(gx),
+                 _np(gv0), _np(gb), _np(gth)), n)
+            return (gx if need_x else None, gv0 if need_v0 else None, gb if need_b else None,
+                    gth if need_th else None, None, None, None, None, None, None)
         ks = torch.arange(1, levels + 1, dtype=h.dtype)
         nd = (not detach_reset) and reset != 2
         _run(_bwd, (_np(h), _np(x if x is not None else dummy),
