@@ -21,7 +21,7 @@ from ._common import expand_param
 from .numba_lif import _BLOCK, _np, _run
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _li_fwd(x, v0, b, cb, decay, out, lo, hi):
     T = x.shape[0]
     for j0 in range(lo, hi, _BLOCK):
@@ -40,7 +40,7 @@ def _li_fwd(x, v0, b, cb, decay, out, lo, hi):
                 out[t, j0 + i] = v[i]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _li_bwd(g, V, x, v0, b, cb, decay, need_b, gx, gv0, gb, lo, hi):
     T = V.shape[0]
     for j0 in range(lo, hi, _BLOCK):

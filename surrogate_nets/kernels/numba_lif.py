@@ -34,7 +34,7 @@ from . import numba_lif_fast as _fast
 from ._common import expand_param, scaled_alpha
 
 _BLOCK = 256
-_MIN_PER_THREAD = 16384  # neurons per thread below which threading does not pay
+_MIN_PER_THREAD = 4096  # neurons per thread below which threading does not pay
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
 
 NUMBA_CODES = {
@@ -50,99 +50,99 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 # ------------------------------------------------------------------ the families, one pair each
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _rect_d(z, a):
     u = a * z
     return a if (u >= -0.5 and u < 0.5) else 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _rect_da(z, a):
     u = a * z
     return z if (u >= -0.5 and u < 0.5) else 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _sigmoid_d(z, a):
     s = 1.0 / (1.0 + math.exp(-a * z))
     return a * s * (1.0 - s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _sigmoid_da(z, a):
     s = 1.0 / (1.0 + math.exp(-a * z))
     return z * s * (1.0 - s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _fast_sigmoid_d(z, a):
     q = 1.0 + abs(a * z)
     return a / (2.0 * q * q)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _fast_sigmoid_da(z, a):
     q = 1.0 + abs(a * z)
     return z / (2.0 * q * q)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _atan_d(z, a):
     u = _HALF_PI * a * z
     return 0.5 * a / (1.0 + u * u)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _atan_da(z, a):
     u = _HALF_PI * a * z
     return 0.5 * z / (1.0 + u * u)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _triangle_d(z, a):
     return a * max(1.0 - abs(a * z), 0.0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _triangle_da(z, a):
     return z * max(1.0 - abs(a * z), 0.0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _gaussian_d(z, a):
     u = a * z
     return a * _INV_SQRT_2PI * math.exp(-0.5 * u * u)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _gaussian_da(z, a):
     u = a * z
     return z * _INV_SQRT_2PI * math.exp(-0.5 * u * u)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _erf_d(z, a):
     u = a * z
     return a * _INV_SQRT_PI * math.exp(-u * u)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _erf_da(z, a):
     u = a * z
     return z * _INV_SQRT_PI * math.exp(-u * u)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _exponential_d(z, a):
     return 0.5 * a * math.exp(-abs(a * z))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _exponential_da(z, a):
     return 0.5 * z * math.exp(-abs(a * z))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _dspike_d(z, a):
     if abs(z) >= 0.5:
         return 0.0
@@ -150,7 +150,7 @@ def _dspike_d(z, a):
     return a * (1.0 - t * t) / (2.0 * math.tanh(0.5 * a))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _dspike_da(z, a):
     c = min(max(z, -0.5), 0.5)
     t = math.tanh(a * c)
@@ -221,11 +221,11 @@ def _sur_vec_py(code, wrt_alpha, z, a, out, m):
                 out[i] = _dspike_da(z[i], a[i])
 
 
-_sur_vec = njit(cache=True, inline="always")(_sur_vec_py)
+_sur_vec = njit(cache=True, inline="always", error_model="numpy")(_sur_vec_py)
 _sur_vec_py = njit(cache=True)(_sur_vec_py)  # a callable copy (tests evaluate the forms with it)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fwd(x, v0, b, cb, th, ks, reset, decay, levels, s_out, h_out, v_out, lo, hi):
     T = x.shape[0]
     for j0 in range(lo, hi, _BLOCK):
@@ -277,7 +277,7 @@ def _fwd(x, v0, b, cb, th, ks, reset, decay, levels, s_out, h_out, v_out, lo, hi
         v_out[j0:j0 + m] = v
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, levels, nd, has_gs,
          has_gh, has_gv, need_b, need_th, need_a, gx, gv0, gb, gth, ga, lo, hi):
     T = h_in.shape[0]
@@ -482,7 +482,9 @@ class NumbaLIFScan(torch.autograd.Function):
                 and code in _fast.FAST_CODES.values()):  # the common case (numba_lif_fast)
             cb = 1 - beta if decay_input else torch.ones_like(beta)
             xx = x if (x is not None and decay_input) else h  # read only times 0 without decay
-            _run(_fast.bwd1, (_np(h), _np(g_s.contiguous()),
+            shared = g_s.stride(0) == 0  # the same dL/ds at every step: read one row
+            gs_ = g_s[:1].contiguous() if shared else g_s.contiguous()
+            _run(_fast.bwd1, (_np(h), _np(gs_), 0 if shared else 1,
                  _np(g_v.contiguous() if g_v is not None else v0), _np(v0), _np(xx), _np(beta),
                  _np(cb), _np(threshold), _np(alpha), _np(_fast.constants(h.dtype)), code, reset,
                  nd, g_v is not None, bool(need_b), bool(need_th), bool(decay_input), _np(gx),

@@ -40,7 +40,7 @@ def constants(dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor([0.0, 0.5, 1.0, 0.5 * math.pi], dtype=dtype)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _d(code, z, a, c0, c05, c1, chpi):
     """Surrogate derivative of family ``code`` at ``z`` with sharpness ``a`` (input dtype)."""
     if code == 3:  # ATan
@@ -59,7 +59,32 @@ def _d(code, z, a, c0, c05, c1, chpi):
     return a if (u >= -c05 and u < c05) else c0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, inline="always", error_model="numpy")
+def _dvec(code, h, th, a, out, m, c0, c05, c1, chpi):
+    """``out[:m] = d(h - th)`` of family ``code``; the family branch sits outside the loops."""
+    if code == 3:
+        for i in range(m):
+            u = chpi * a[i] * (h[i] - th[i])
+            out[i] = c05 * a[i] / (c1 + u * u)
+    elif code == 1:
+        for i in range(m):
+            sg = c1 / (c1 + np.exp(-a[i] * (h[i] - th[i])))
+            out[i] = a[i] * sg * (c1 - sg)
+    elif code == 2:
+        for i in range(m):
+            q = c1 + abs(a[i] * (h[i] - th[i]))
+            out[i] = a[i] / ((c1 + c1) * q * q)
+    elif code == 4:
+        for i in range(m):
+            r = c1 - abs(a[i] * (h[i] - th[i]))
+            out[i] = a[i] * (r if r > c0 else c0)
+    else:
+        for i in range(m):
+            u = a[i] * (h[i] - th[i])
+            out[i] = a[i] if (u >= -c05 and u < c05) else c0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def fwd1(x, v0, b, cb, th, cst, reset, s_out, h_out, v_out, lo, hi):
     """Forward, ``levels = 1``: ``h = cb x + b v``; ``s = H(h - th)``; reset (0 sub, 1 zero, 2 none).
 
@@ -75,21 +100,36 @@ def fwd1(x, v0, b, cb, th, cst, reset, s_out, h_out, v_out, lo, hi):
         bl = b[j0:j0 + m].copy()
         cbl = cb[j0:j0 + m].copy()
         thl = th[j0:j0 + m].copy()
+        hb = np.empty_like(v)
+        sb = np.empty_like(v)
+        xb = x[0, j0:j0 + m].copy()
         for t in range(T):
             for i in range(m):
-                h = cbl[i] * x[t, j0 + i] + bl[i] * v[i]
-                s = c1 if h - thl[i] >= c0 else c0
-                h_out[t, j0 + i] = h
-                s_out[t, j0 + i] = s
-                # subtract: h - s th; zero: h (1 - s); none: h
-                v[i] = h - fsub * (s * thl[i]) - fzero * (s * h)
+                hb[i] = cbl[i] * xb[i] + bl[i] * v[i]
+            for i in range(m):
+                sb[i] = c1 if hb[i] - thl[i] >= c0 else c0
+            # subtract: h - s th; zero: h (1 - s); none: h
+            for i in range(m):
+                v[i] = hb[i] - fsub * (sb[i] * thl[i]) - fzero * (sb[i] * hb[i])
+            # load the next input row before storing this step's rows: x[t+1] and h/s[t] can sit
+            # at the same offset modulo 4 KiB, and a load right behind an aliasing store stalls
+            if t + 1 < T:
+                for i in range(m):
+                    xb[i] = x[t + 1, j0 + i]
+            for i in range(m):
+                h_out[t, j0 + i] = hb[i]
+            for i in range(m):
+                s_out[t, j0 + i] = sb[i]
         v_out[j0:j0 + m] = v
 
 
-@njit(cache=True, nogil=True)
-def bwd1(h_in, gs, gv_in, v0, x, b, cb, th, al, cst, code, reset, nd, has_gv, need_b, need_th,
+@njit(cache=True, nogil=True, error_model="numpy")
+def bwd1(h_in, gs, gts, gv_in, v0, x, b, cb, th, al, cst, code, reset, nd, has_gv, need_b, need_th,
          decay, gx, gv0, gb, gth, lo, hi):
-    """Backward, ``levels = 1``, only ``dL/ds`` (and ``dL/dv_T``) flowing in."""
+    """Backward, ``levels = 1``, only ``dL/ds`` (and ``dL/dv_T``) flowing in.
+
+    ``gs`` is ``[T, n]`` (``gts = 1``) or one row ``[1, n]`` shared by every step (``gts = 0``: a
+    gradient that does not change over time, such as the expanded ones of ``out.sum()``)."""
     T = h_in.shape[0]
     c0 = cst[0]
     c05 = cst[1]
@@ -111,26 +151,42 @@ def bwd1(h_in, gs, gv_in, v0, x, b, cb, th, al, cst, code, reset, nd, has_gv, ne
             gv = np.zeros_like(bl)
         acc_b = np.zeros_like(bl)
         acc_th = np.zeros_like(bl)
+        hb = np.empty_like(bl)
+        Gb = np.empty_like(bl)
+        db = np.empty_like(bl)
+        ghb = np.empty_like(bl)
+        gxb = np.empty_like(bl)  # dL/dx of step t + 1, stored after step t's loads (4K aliasing)
+        rth = np.empty_like(bl)  # the spike's reset coefficient: subtract th, zero h (0 detached)
         for t in range(T - 1, -1, -1):
             if not (need_b or need_th):
+                # one write per loop, every operand in a local block: these loops vectorise
                 for i in range(m):
-                    h = h_in[t, j0 + i]
-                    z = h - thl[i]
-                    d = _d(code, z, al_[i], c0, c05, c1, chpi)
-                    sp = c1 if z >= c0 else c0
-                    # dL/ds through the reset: subtract -th gv, zero -h gv (non-detached only)
-                    G = gs[t, j0 + i] - fnd * (fsub * thl[i] + fzero * h) * gv[i]
-                    keep = c1 - fzero * sp
-                    gh = keep * gv[i] + G * d
-                    gx[t, j0 + i] = cbl[i] * gh
-                    gv[i] = bl[i] * gh
+                    hb[i] = h_in[t, j0 + i]
+                for i in range(m):
+                    Gb[i] = gs[t * gts, j0 + i]
+                if t < T - 1:
+                    for i in range(m):
+                        gx[t + 1, j0 + i] = gxb[i]
+                _dvec(code, hb, thl, al_, db, m, c0, c05, c1, chpi)
+                for i in range(m):
+                    rth[i] = fnd * (fsub * thl[i] + fzero * hb[i])
+                for i in range(m):
+                    keep = c1 - fzero * (c1 if hb[i] - thl[i] >= c0 else c0)
+                    ghb[i] = keep * gv[i] + (Gb[i] - rth[i] * gv[i]) * db[i]
+                for i in range(m):
+                    gxb[i] = cbl[i] * ghb[i]
+                for i in range(m):
+                    gv[i] = bl[i] * ghb[i]
+                if t == 0:
+                    for i in range(m):
+                        gx[0, j0 + i] = gxb[i]
             else:
                 for i in range(m):
                     h = h_in[t, j0 + i]
                     z = h - thl[i]
                     d = _d(code, z, al_[i], c0, c05, c1, chpi)
                     sp = c1 if z >= c0 else c0
-                    G = gs[t, j0 + i] - fnd * (fsub * thl[i] + fzero * h) * gv[i]
+                    G = gs[t * gts, j0 + i] - fnd * (fsub * thl[i] + fzero * h) * gv[i]
                     keep = c1 - fzero * sp
                     gh = keep * gv[i] + G * d
                     gx[t, j0 + i] = cbl[i] * gh

@@ -1,0 +1,71 @@
+"""The specialised numba kernels for binary spikes (numba_lif_fast): taken when they apply, and
+equal to backend="torch" (forward exactly, every gradient) in every reset mode and family."""
+
+import itertools
+
+import pytest
+import torch
+
+pytest.importorskip("numba", reason="numba is not installed (pip install surrogate-nets[fast])")
+
+import lif_cases as C  # noqa: E402
+from surrogate_nets import surrogate as S  # noqa: E402
+from surrogate_nets.functional import lif_scan  # noqa: E402
+from surrogate_nets.kernels import numba_lif, numba_lif_fast  # noqa: E402
+
+FAST = sorted({cls.name for cls in numba_lif_fast.FAST_CODES})
+
+
+def _run(backend, name, reset, detach, decay, dtype, loss, per_neuron=True):
+    x, v0, beta, th = C.inputs(1, T=6, B=3, N=5, dtype=dtype, per_neuron=per_neuron)
+    sur = S.get(name).to(dtype)  # fixed alpha: the fast backward does not give alpha gradients
+    r = lif_scan(x, v0, beta, th, None, sur, reset, detach, decay, 1, backend=backend)
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(r.spikes.shape, generator=g).to(dtype)
+    ls = {"weighted": (r.spikes * w).sum(), "sum": r.spikes.sum(),
+          "with_v": (r.spikes * w).sum() + r.v.pow(2).sum()}[loss]
+    return (r.spikes, r.h, r.v), torch.autograd.grad(ls, [x, v0, beta, th])
+
+
+@pytest.mark.parametrize("reset, detach, decay", list(itertools.product(["subtract", "zero", "none"],
+                                                                        [False, True], [False, True])))
+@pytest.mark.parametrize("loss", ["weighted", "with_v"])
+def test_fast_kernels_equal_torch_every_mode(reset, detach, decay, loss, monkeypatch):
+    calls = []
+    orig_f, orig_b = numba_lif_fast.fwd1, numba_lif_fast.bwd1
+    monkeypatch.setattr(numba_lif_fast, "fwd1", lambda *a: calls.append("f") or orig_f(*a))
+    monkeypatch.setattr(numba_lif_fast, "bwd1", lambda *a: calls.append("b") or orig_b(*a))
+    got, g1 = _run("numba", "atan", reset, detach, decay, torch.float64, loss)
+    assert calls == ["f", "b"], "the fast kernels were not taken"
+    exp, g2 = _run("torch", "atan", reset, detach, decay, torch.float64, loss)
+    for a, b in zip(got, exp):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for n, a, b in zip(["x", "v0", "beta", "threshold"], g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=lambda m: f"grad {n}: {m}")
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fast_kernels_every_family(name, dtype):
+    got, g1 = _run("numba", name, "subtract", False, False, dtype, "sum", per_neuron=False)
+    exp, g2 = _run("torch", name, "subtract", False, False, dtype, "sum", per_neuron=False)
+    assert torch.equal(got[0], exp[0])
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, **tol)
+
+
+def test_fast_backward_reads_one_row_of_a_constant_gradient(monkeypatch):
+    """``out.sum().backward()`` hands an expanded gradient (stride 0 in time): one row is read."""
+    seen = []
+    orig = numba_lif_fast.bwd1
+    monkeypatch.setattr(numba_lif_fast, "bwd1", lambda *a: seen.append(a[1].shape) or orig(*a))
+    _run("numba", "atan", "subtract", False, False, torch.float64, "sum")
+    assert seen == [(1, 15)]
+
+
+def test_constants_are_in_the_input_dtype():
+    for dt in (torch.float32, torch.float64):
+        c = numba_lif_fast.constants(dt)
+        assert c.dtype == dt and c[1] == 0.5 and c[2] == 1.0
+    assert numba_lif._fast is numba_lif_fast
