@@ -10,9 +10,14 @@ Backends registered for ``lif_scan`` (and so for ``LIF``/``IF``/PLIF modules):
   (:mod:`.triton_surrogates`). Picked by ``backend="auto"`` on CUDA. CPU tensors only run under
   Triton's interpreter (``TRITON_INTERPRET=1`` before triton is imported) and only when asked for
   by name or after :func:`allow_triton_on_cpu` (the tests do this).
-* ``"numba"`` (:mod:`.numba_lif`): CPU tensors, float32/float64; picked by ``"auto"`` on CPU for
-  layers of at least :data:`NUMBA_MIN_NEURONS` neurons per step, where it was measured faster than
-  ``"torch"`` (``benchmarks/RESULTS.md``); ``SURROGATE_NETS_NO_NUMBA=1`` turns it off.
+* ``"numba"`` (:mod:`.numba_lif`, :mod:`.numba_lif_fast`): CPU tensors, float32/float64; picked by
+  ``"auto"`` on CPU for small layers (at most :data:`NUMBA_MAX_SMALL_NEURONS` neurons per step,
+  at least :data:`NUMBA_MIN_STEPS` steps) and large layers over long sequences (at least
+  :data:`NUMBA_MIN_NEURONS` neurons, :data:`NUMBA_LARGE_MIN_STEPS` steps), where it was measured
+  faster than ``"torch"`` (``benchmarks/RESULTS.md``); ``SURROGATE_NETS_NO_NUMBA=1`` turns it off.
+
+The same two backends are registered for op ``"li"`` (:mod:`.numba_li`; Triton runs the LIF scan
+with an infinite threshold and no reset, whose ``h`` is the LI trace).
 
 A surrogate family without a kernel form (a user subclass) runs the ``"torch"`` backend
 instead, with a one-time warning.
@@ -124,19 +129,32 @@ def _numba_lif(**kw):
     return numba_lif_scan(**kw)
 
 
-#: ``backend="auto"`` uses numba from this many neurons per step (``x[0].numel()``) on. Measured
-#: (benchmarks/RESULTS.md, 2 threads, T=100): 16k neurons torch 16 ms vs numba 32 ms; 65k: torch
-#: 130-920 ms vs numba 78-97 ms; 262k: torch 920-1100 ms vs numba 300 ms (the torch backend's
-#: per-step slices fall out of cache, numba's blocks stay in L1; below that, numba loses to
-#: its per-call overhead).
+#: ``backend="auto"`` picks numba (CPU, float32/float64) for small layers over enough steps, where
+#: the torch backend's per-step Python dispatch dominates: at most ``NUMBA_MAX_SMALL_NEURONS``
+#: neurons per step (``x[0].numel()``) and at least ``NUMBA_MIN_STEPS`` steps. Measured
+#: (benchmarks/RESULTS.md, 2 shared threads, fwd+bwd): T=100 B=16 N=256 numba 2.0 vs torch 4.1 ms,
+#: T=100 B=4 N=64 0.3 vs 3.0 ms, T=8 B=16 N=256 0.3 vs 0.5 ms; at 16k neurons they are at parity.
+NUMBA_MAX_SMALL_NEURONS = 8192
+NUMBA_MIN_STEPS = 4
+#: ... and for large layers (at least ``NUMBA_MIN_NEURONS`` neurons) over long sequences (at least
+#: ``NUMBA_LARGE_MIN_STEPS`` steps), where the torch backend's per-step slices leave the cache:
+#: T=100 B=128 N=2048 numba 285 vs torch 748 ms in a loaded run, 98 vs 83 ms in a quieter one;
+#: at T=20 the torch backend wins (11 vs 24 ms), hence the step bound.
 NUMBA_MIN_NEURONS = 32768
+NUMBA_LARGE_MIN_STEPS = 50
+
+
+def _numba_auto_size(x) -> bool:
+    T, n = x.shape[0], x[0].numel()
+    return ((n <= NUMBA_MAX_SMALL_NEURONS and T >= NUMBA_MIN_STEPS)
+            or (n >= NUMBA_MIN_NEURONS and T >= NUMBA_LARGE_MIN_STEPS))
 
 
 def _numba_lif_supports(x, relaxed=False, **kw) -> bool:
     import torch
 
     return (not relaxed and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and x[0].numel() >= NUMBA_MIN_NEURONS and numba_available())
+            and _numba_auto_size(x) and numba_available())
 
 
 register_lif_backend("triton", _triton_lif, supports=_triton_lif_supports, auto=True)
@@ -174,7 +192,7 @@ def _numba_li_supports(x, **kw) -> bool:
     import torch
 
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and x[0].numel() >= NUMBA_MIN_NEURONS and numba_available())
+            and _numba_auto_size(x) and numba_available())
 
 
 register_backend("li", "triton", _triton_li, supports=_triton_lif_supports, auto=True)

@@ -119,6 +119,9 @@ def test_auto_uses_numba_only_for_large_layers(monkeypatch):
     orig = table["numba"]
     monkeypatch.setitem(table, "numba", lambda **kw: calls.append(1) or orig(**kw))
     monkeypatch.setattr(kernels, "NUMBA_MIN_NEURONS", 64)
+    monkeypatch.setattr(kernels, "NUMBA_LARGE_MIN_STEPS", 3)
+    monkeypatch.setattr(kernels, "NUMBA_MAX_SMALL_NEURONS", 8)
+    monkeypatch.setattr(kernels, "NUMBA_MIN_STEPS", 4)
     small, large = torch.rand(3, 2, 8), torch.rand(3, 4, 16)
     lif_scan(small)
     assert calls == []
@@ -145,3 +148,23 @@ def test_li_readout_runs_on_the_numba_scan():
         outs.append((y,) + torch.autograd.grad((y * torch.arange(6.0)).sum(), [x] + list(li.parameters())))
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_auto_uses_numba_for_small_layers_over_enough_steps(monkeypatch):
+    from surrogate_nets import kernels
+
+    calls = []
+    table = C.backend_table()
+    orig = table["numba"]
+    monkeypatch.setitem(table, "numba", lambda **kw: calls.append(1) or orig(**kw))
+    monkeypatch.setattr(kernels, "NUMBA_MAX_SMALL_NEURONS", 16)
+    monkeypatch.setattr(kernels, "NUMBA_MIN_STEPS", 4)
+    lif_scan(torch.rand(3, 2, 8))  # too few steps
+    lif_scan(torch.rand(5, 4, 8))  # 32 neurons: neither small nor large
+    assert calls == []
+    x = torch.rand(5, 2, 8)
+    r = lif_scan(x)
+    assert calls == [1]
+    assert torch.equal(r.spikes, lif_scan(x, backend="torch").spikes)
+    lif_scan(x.half())  # float16: torch only
+    assert calls == [1]
