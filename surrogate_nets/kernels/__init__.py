@@ -16,7 +16,9 @@ Backends registered for ``lif_scan`` (and so for ``LIF``/``IF``/PLIF modules):
   :data:`NUMBA_MIN_NEURONS` neurons, :data:`NUMBA_LARGE_MIN_STEPS` steps), where it was measured
   faster than ``"torch"`` (``benchmarks/RESULTS.md``); ``SURROGATE_NETS_NO_NUMBA=1`` turns it off.
 
-The same two backends are registered for op ``"li"`` (:mod:`.numba_li`; Triton runs the LIF scan
+``"triton"`` is also the fused fake quantizer of op ``"fake_quant"`` (:mod:`.triton_fake_quant`;
+CUDA, or CPU under the interpreter when allowed as above). The same two backends are registered
+for op ``"li"`` (:mod:`.numba_li`; Triton runs the LIF scan
 with an infinite threshold and no reset, whose ``h`` is the LI trace).
 
 A surrogate family without a kernel form (a user subclass) runs the ``"torch"`` backend
@@ -197,3 +199,34 @@ def _numba_li_supports(x, **kw) -> bool:
 
 register_backend("li", "triton", _triton_li, supports=_triton_lif_supports, auto=True)
 register_backend("li", "numba", _numba_li, supports=_numba_li_supports, auto=True)
+
+
+# ------------------------------------------------------------------------------ fake_quant
+def _triton_fake_quant(**kw):
+    x = kw["x"]
+    if not _triton_device_ok(x):
+        raise ValueError(
+            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
+            f"on {x.device}")
+    if not (kw["fast"] or _builtin_family(kw["surrogate"])):
+        from ..quant.fake_quant import _fake_quant_torch
+
+        key = ("triton fake_quant", type(kw["surrogate"]))
+        if key not in _STATE["warned"]:
+            _STATE["warned"].add(key)
+            warnings.warn(f"surrogate family {type(kw['surrogate']).__name__} has no triton kernel "
+                          f"form; using the torch fake_quant backend for it", RuntimeWarning,
+                          stacklevel=3)
+        return _fake_quant_torch(**kw)
+    from .triton_fake_quant import triton_fake_quant
+
+    return triton_fake_quant(**kw)
+
+
+def _triton_fake_quant_supports(x, surrogate=None, fast=False, **kw) -> bool:
+    return (_triton_lif_supports(x) and x.dtype.is_floating_point
+            and (fast or _builtin_family(surrogate)))
+
+
+register_backend("fake_quant", "triton", _triton_fake_quant, supports=_triton_fake_quant_supports,
+                 auto=True)

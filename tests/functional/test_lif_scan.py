@@ -109,7 +109,7 @@ def test_fire_levels():
 def test_needs_input_grad_and_single_node():
     x = torch.randn(50, 2, 3, requires_grad=True)
     beta = torch.full((3,), 0.5)
-    r = lif_scan(x, None, beta, 1.0)
+    r = lif_scan(x, None, beta, 1.0, backend="torch")  # the torch Function itself
     assert type(r.spikes.grad_fn).__name__ == "LIFScanFunctionBackward"
     r.spikes.sum().backward()
     assert x.grad is not None and beta.grad is None
