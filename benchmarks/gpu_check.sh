@@ -7,7 +7,8 @@
 #
 # 1. installs what is missing (triton, numba, the peers) from wheels carried in the tree
 #    (benchmarks/wheels/*.whl or shared/wheels/*.whl) -- the GPU machine has no network;
-# 2. runs the kernel tests on CUDA (pytest -m cuda tests/kernels);
+# 2. runs the kernel tests on CUDA (pytest -m cuda tests/kernels: the LIF/LI scans and the fused
+#    fake quantizer, Triton, every mode and gradient vs the torch backends);
 # 3. benchmarks/lif_roofline.py (T=64 B=64 N=65536, float32 and float16);
 # 4. benchmarks/neurons_peers.py --device cuda (all peers that import) at T=64 B=64 N=65536
 #    float32 and float16, and T=100 B=32 N=512;
@@ -53,10 +54,11 @@ if [[ -n "$WHEELS" && $DRY -eq 0 ]]; then
 fi
 
 if [[ $DRY -eq 1 ]]; then
-  DEV=cpu; SIZES="4,2,8"; RF="--dry-run"; LIBS="surrogate_nets"; OURS="auto,torch"
-  TESTSEL=(-k "test_every_builtin_family_has_a_triton_form or test_triton_every_mode_matches_torch and subtract-False-False-1")
+  # --interleave: one process for every row (the dry run's cost is mostly Python start-ups)
+  DEV=cpu; SIZES="4,2,8"; RF="--dry-run"; LIBS="surrogate_nets"; OURS="auto,torch"; IL="--interleave"
+  TESTSEL=(-k "test_every_builtin_family_has_a_triton_form or test_triton_every_mode_matches_torch and subtract-False-False-1 or test_binary_and_pact")
 else
-  DEV=cuda; SIZES="64,64,65536;100,32,512"; RF=""; LIBS="surrogate_nets,snntorch,spikingjelly,norse,sinabs"; OURS="auto,torch"
+  DEV=cuda; SIZES="64,64,65536;100,32,512"; RF=""; IL=""; LIBS="surrogate_nets,snntorch,spikingjelly,norse,sinabs"; OURS="auto,torch"
   TESTSEL=()
 fi
 
@@ -81,7 +83,7 @@ for DT in float32 float16; do
   [[ $DRY -eq 1 && $DT == float16 ]] && continue
   log "neurons_peers $DEV $DT"
   timeout 60 "$PY" benchmarks/neurons_peers.py --device $DEV --dtype $DT --sizes "$SIZES" \
-    --libs "$LIBS" --ours "$OURS" --repeat $([[ $DRY -eq 1 ]] && echo 1 || echo 7) \
+    --libs "$LIBS" --ours "$OURS" $IL --repeat $([[ $DRY -eq 1 ]] && echo 1 || echo 7) \
     --out "$OUT/neurons_$DT.md" > "$OUT/neurons_$DT.log" 2>&1
   cat "$OUT/neurons_$DT.md" 2>/dev/null
 done

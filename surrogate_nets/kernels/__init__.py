@@ -230,3 +230,30 @@ def _triton_fake_quant_supports(x, surrogate=None, fast=False, **kw) -> bool:
 
 register_backend("fake_quant", "triton", _triton_fake_quant, supports=_triton_fake_quant_supports,
                  auto=True)
+
+
+# ------------------------------------------------------------------------------- synaptic
+def _synaptic_via(name: str):
+    """Op ``synaptic`` as the seam composes it (:func:`~surrogate_nets.functional.synaptic`):
+    the synaptic current is an LI scan, the membrane a LIF scan driven by it; both run on the
+    ``name`` kernels (two kernel launches, the current written once in between)."""
+
+    def fn(x, i0, v0, alpha_syn, beta, threshold, alpha, surrogate, reset, detach_reset,
+           decay_input, levels, relaxed):
+        from ..functional.backends import dispatch
+        from ..functional.synaptic import SynapticScanResult
+
+        cur = dispatch("li", name, x=x, v0=i0, beta=alpha_syn, decay_input=False)
+        r = dispatch("lif", name, x=cur, v0=v0, beta=beta, threshold=threshold, alpha=alpha,
+                     surrogate=surrogate, reset=reset, detach_reset=detach_reset,
+                     decay_input=decay_input, levels=levels, relaxed=relaxed)
+        return SynapticScanResult(r.spikes, r.h, cur, r.v)
+
+    fn.__name__ = f"_synaptic_{name}"
+    return fn
+
+
+register_backend("synaptic", "triton", _synaptic_via("triton"), supports=_triton_lif_supports,
+                 auto=True)
+register_backend("synaptic", "numba", _synaptic_via("numba"), supports=_numba_lif_supports,
+                 auto=True)
