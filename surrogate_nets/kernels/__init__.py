@@ -257,3 +257,29 @@ register_backend("synaptic", "triton", _synaptic_via("triton"), supports=_triton
                  auto=True)
 register_backend("synaptic", "numba", _synaptic_via("numba"), supports=_numba_lif_supports,
                  auto=True)
+
+
+# ----------------------------------------------------------------------------------- alif
+def _triton_alif(**kw):
+    x = kw["x"]
+    if not _triton_device_ok(x):
+        raise ValueError(
+            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
+            f"on {x.device}")
+    if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
+        from ..functional.backends import dispatch
+
+        if not kw["relaxed"]:
+            key = ("triton alif", type(kw["surrogate"]))
+            if key not in _STATE["warned"]:
+                _STATE["warned"].add(key)
+                warnings.warn(f"surrogate family {type(kw['surrogate']).__name__} has no triton "
+                              f"kernel form; using the torch alif backend for it", RuntimeWarning,
+                              stacklevel=3)
+        return dispatch("alif", "torch", **kw)
+    from .triton_alif import triton_alif_scan
+
+    return triton_alif_scan(**kw)
+
+
+register_backend("alif", "triton", _triton_alif, supports=_triton_lif_supports, auto=True)
