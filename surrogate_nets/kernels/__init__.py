@@ -146,7 +146,18 @@ NUMBA_MIN_NEURONS = 32768
 NUMBA_LARGE_MIN_STEPS = 50
 
 
+def _traced() -> bool:
+    """Inside torch.compile / torch.export / jit tracing / a torch.func transform: the numba
+    kernels are opaque there (a graph break, or no tracing at all), so ``auto`` keeps to torch."""
+    import torch
+
+    return (torch.compiler.is_compiling() or torch.jit.is_tracing()
+            or torch._C._are_functorch_transforms_active())
+
+
 def _numba_auto_size(x) -> bool:
+    if _traced():
+        return False
     T, n = x.shape[0], x[0].numel()
     return ((n <= NUMBA_MAX_SMALL_NEURONS and T >= NUMBA_MIN_STEPS)
             or (n >= NUMBA_MIN_NEURONS and T >= NUMBA_LARGE_MIN_STEPS))
