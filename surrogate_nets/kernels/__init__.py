@@ -135,8 +135,9 @@ def _numba_lif(**kw):
 #: the torch backend's per-step Python dispatch dominates: at most ``NUMBA_MAX_SMALL_NEURONS``
 #: neurons per step (``x[0].numel()``) and at least ``NUMBA_MIN_STEPS`` steps. Measured
 #: (benchmarks/RESULTS.md, 2 shared threads, fwd+bwd): T=100 B=16 N=256 numba 2.0 vs torch 4.1 ms,
-#: T=100 B=4 N=64 0.3 vs 3.0 ms, T=8 B=16 N=256 0.3 vs 0.5 ms; at 16k neurons they are at parity.
-NUMBA_MAX_SMALL_NEURONS = 8192
+#: T=100 B=4 N=64 0.3 vs 3.0 ms, T=8 B=16 N=256 0.3 vs 0.5 ms; T=100 B=32 N=512 (16k neurons)
+#: 7.9 vs 7.4 ms in a quiet moment, 15.6 vs 23.4 and 16.3 vs 20.3 ms under load.
+NUMBA_MAX_SMALL_NEURONS = 16384
 NUMBA_MIN_STEPS = 4
 #: ... and for large layers (at least ``NUMBA_MIN_NEURONS`` neurons) over long sequences (at least
 #: ``NUMBA_LARGE_MIN_STEPS`` steps), where the torch backend's per-step slices leave the cache:
