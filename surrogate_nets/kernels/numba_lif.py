@@ -9,8 +9,11 @@ accumulating the parameter gradients per neuron. The torch backend instead runs 
 passes per step, each dispatched from Python.
 
 float32 inputs: the forward recurrence runs in float32 exactly as the torch backend does (same
-operations, no fused multiply-add), so spikes are identical; the surrogate terms of the backward
-are evaluated in float64 and rounded when stored. float64 runs in float64.
+operations, no fused multiply-add), so spikes are identical; the surrogate terms of this
+module's general backward are evaluated in float64 and rounded when stored. float64 runs in
+float64. Binary spikes (``levels=1``, the common case) go to the specialised one-pass kernels of
+:mod:`.numba_lif_fast` instead (forward always; backward when only ``dL/ds`` / ``dL/dv_T`` flow
+in, alpha is fixed and the family has a fast form), which compute in the input dtype.
 
 Surrogate families: :data:`NUMBA_CODES` (one entry per built-in family, keyed by exact class)
 selects the loop of :func:`_sur_vec`, whose per-family helpers spell out the formulas of
