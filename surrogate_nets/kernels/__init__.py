@@ -109,8 +109,10 @@ def _triton_lif(**kw):
     return triton_lif_scan(**kw)
 
 
-def _triton_lif_supports(x, relaxed=False, **kw) -> bool:
-    if relaxed or not triton_available():
+def _triton_lif_supports(x, relaxed=False, surrogate=None, **kw) -> bool:
+    # a user family has no kernel form: "auto" takes torch for it quietly (asked for by name,
+    # the kernels fall back with a one-time warning)
+    if relaxed or (surrogate is not None and not _builtin_family(surrogate)) or not triton_available():
         return False
     if x.is_cuda:
         return True
@@ -164,9 +166,11 @@ def _numba_auto_size(x) -> bool:
             or (n >= NUMBA_MIN_NEURONS and T >= NUMBA_LARGE_MIN_STEPS))
 
 
-def _numba_lif_supports(x, relaxed=False, **kw) -> bool:
+def _numba_lif_supports(x, relaxed=False, surrogate=None, **kw) -> bool:
     import torch
 
+    if surrogate is not None and not _builtin_family(surrogate):
+        return False  # "auto" takes torch quietly (see _triton_lif_supports)
     return (not relaxed and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and _numba_auto_size(x) and numba_available())
 
@@ -236,7 +240,8 @@ def _triton_fake_quant(**kw):
 
 
 def _triton_fake_quant_supports(x, surrogate=None, fast=False, **kw) -> bool:
-    return (_triton_lif_supports(x) and x.dtype.is_floating_point
+    return (_triton_lif_supports(x, surrogate=surrogate if not fast else None)
+            and x.dtype.is_floating_point
             and (fast or _builtin_family(surrogate)))
 
 

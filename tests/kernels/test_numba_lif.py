@@ -168,3 +168,21 @@ def test_auto_uses_numba_for_small_layers_over_enough_steps(monkeypatch):
     assert torch.equal(r.spikes, lif_scan(x, backend="torch").spikes)
     lif_scan(x.half())  # float16: torch only
     assert calls == [1]
+
+
+def test_auto_takes_torch_quietly_for_a_user_family(monkeypatch):
+    """A family without a kernel form: ``auto`` does not pick the kernels (no warning)."""
+    from surrogate_nets import kernels
+
+    class Cubic2(S.Surrogate):
+        name = "cubic_test_numba_auto"
+
+        def primitive(self, x, alpha):
+            return torch.sigmoid(alpha * x) ** 3
+
+    monkeypatch.setattr(kernels, "NUMBA_MAX_SMALL_NEURONS", 1 << 20)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = lif_scan(x, surrogate=Cubic2(alpha=2.0))
+    assert torch.equal(r.spikes, lif_scan(x, surrogate=Cubic2(alpha=2.0), backend="torch").spikes)
