@@ -33,7 +33,11 @@ through the staircase) for every surrogate, gradients of ``x``, ``s`` and ``alph
 Precision: the math runs in ``x``'s dtype (step/offset gradients are accumulated in float32 for
 half types). bfloat16 keeps 8 significant bits, so ``u = x / s`` is itself rounded to about
 1/256 relative, which blurs the code boundaries at 7-8 bits; float16 holds integer codes exactly
-only up to 2048. Quantize in float32 where the exact grid matters.
+only up to 2048. Quantize in float32 where the exact grid matters. Where the codes ``lo..hi``
+exceed the half type's exact integers (float16: more than 2048, i.e. 12 bits and up, including
+16-bit unsigned codes beyond float16's range; bfloat16: more than 256) the modules and
+:func:`fake_quantize` compute in float32 and round the result once to the input dtype
+(:func:`compute_dtype`).
 
 Two variants of the grid and of the step gradient:
 
@@ -63,6 +67,21 @@ from ..functional._common import alpha_for, alpha_grad, resolve_surrogate
 from ..surrogate import Rectangle, Surrogate
 
 _HALF = (torch.float16, torch.bfloat16)
+#: the largest integer up to which every integer is exactly representable in a half type
+_EXACT_INT = {torch.float16: 2048, torch.bfloat16: 256}
+
+
+def compute_dtype(x: torch.Tensor, lo: int, hi: int) -> torch.dtype:
+    """The dtype the fake quantizer computes in: ``x``'s, or float32 for a half type whose exact
+    integers (2048 for float16, 256 for bfloat16) do not cover the codes ``lo..hi``.
+
+    Without it, 16-bit unsigned codes (up to 65535) overflow float16's range (65504) and codes above
+    2048 (256) are no longer distinct values of ``u = x / s``; the result is rounded once to ``x``'s
+    dtype, gradients come back in ``x``'s dtype.
+    """
+    if x.dtype in _HALF and max(-lo, hi) > _EXACT_INT[x.dtype]:
+        return torch.float32
+    return x.dtype
 
 
 def lsq_grad_scale(n: int, q_p: int) -> float:
@@ -284,8 +303,9 @@ def fake_quantize(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
         raise ValueError(f"need lo < hi, got lo={lo}, hi={hi}")
     check_positive(grad_scale, "grad_scale")
     sur = resolve_surrogate(surrogate)
-    return FakeQuantFunction.apply(x, step, offset, alpha_for(sur, x), sur, lo, hi, bool(binary),
-                                   bool(pact), unit_box_ste(sur), float(grad_scale))
+    xc = x.to(compute_dtype(x, lo, hi))
+    return FakeQuantFunction.apply(xc, step, offset, alpha_for(sur, x), sur, lo, hi, bool(binary),
+                                   bool(pact), unit_box_ste(sur), float(grad_scale)).to(x.dtype)
 
 
 def int_codes(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
@@ -293,5 +313,6 @@ def int_codes(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
               dtype: torch.dtype = torch.int32) -> torch.Tensor:
     """The integer codes ``k`` of :func:`fake_quantize`, so that ``q == k * s + b`` exactly."""
     with torch.no_grad():
+        x = x.to(compute_dtype(x, lo, hi))
         b = None if offset is None else offset.to(x.dtype)
         return _stair_(_scaled(x, step.to(x.dtype), b), lo, hi, binary).to(dtype)

@@ -68,7 +68,7 @@ from .._validate import check_choice, check_float_tensor, check_int, check_posit
 from ..functional import level_range
 from ..functional._common import alpha_for
 from ..surrogate import Surrogate, get
-from .fake_quant import FakeQuantFunction, int_codes, lsq_grad_scale, lsq_init_step, unit_box_ste
+from .fake_quant import FakeQuantFunction, compute_dtype, int_codes, lsq_grad_scale, lsq_init_step, unit_box_ste
 
 #: supported bit widths
 MAX_BITS = 16
@@ -325,8 +325,9 @@ class Quantizer(nn.Module):
         offset = None if self.offset is None else self._view(self.offset, x)
         sur = self.surrogate
         alpha = alpha_for(sur, x, self._input_name)
-        return FakeQuantFunction.apply(x, step, offset, alpha, sur, self.lo, self.hi, self.binary,
-                                       self._pact, unit_box_ste(sur), self._grad_factor(x))
+        xc = x.to(compute_dtype(x, self.lo, self.hi))  # float32 for codes a half type cannot hold
+        return FakeQuantFunction.apply(xc, step, offset, alpha, sur, self.lo, self.hi, self.binary,
+                                       self._pact, unit_box_ste(sur), self._grad_factor(x)).to(x.dtype)
 
     # ---------------------------------------------------------------- export
     @property
