@@ -55,6 +55,15 @@ def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     return y + torch.log(-torch.expm1(-y))
 
 
+def _learnable_raw(alpha: torch.Tensor) -> torch.Tensor:
+    """``raw_alpha`` holding ``alpha`` (``softplus(raw) + floor``); rejects what it cannot hold."""
+    raw = _inverse_softplus(alpha - _ALPHA_FLOOR)
+    if not bool(torch.isfinite(raw).all()):
+        raise ValueError(f"a learnable alpha must be finite and > {_ALPHA_FLOOR:g} (alpha = softplus(raw_alpha) "
+                         f"+ {_ALPHA_FLOOR:g}), got {alpha.detach().cpu().tolist()}")
+    return raw
+
+
 class Surrogate(nn.Module):
     r"""Base class of surrogate-gradient families.
 
@@ -112,7 +121,7 @@ class Surrogate(nn.Module):
         self.grad_scale = grad_scale
         self.learnable = bool(learnable)
         if self.learnable:
-            self.raw_alpha = nn.Parameter(_inverse_softplus(alpha_t.to(torch.get_default_dtype()) - _ALPHA_FLOOR))
+            self.raw_alpha = nn.Parameter(_learnable_raw(alpha_t.to(torch.get_default_dtype())))
         else:
             self.register_buffer("fixed_alpha", alpha_t.to(torch.get_default_dtype()))
         self._refresh_host_alpha()
@@ -150,7 +159,7 @@ class Surrogate(nn.Module):
         with torch.no_grad():
             if self.learnable:
                 target = torch.as_tensor(value, dtype=self.raw_alpha.dtype, device=self.raw_alpha.device)
-                self.raw_alpha.copy_(_inverse_softplus(target - _ALPHA_FLOOR).expand_as(self.raw_alpha))
+                self.raw_alpha.copy_(_learnable_raw(target).expand_as(self.raw_alpha))
             else:
                 self.fixed_alpha.copy_(torch.as_tensor(value).expand_as(self.fixed_alpha))
         self._refresh_host_alpha()
