@@ -172,14 +172,17 @@ class Surrogate(nn.Module):
         )
 
     # --------------------------------------------------------------- the math
+    @_alpha_defaulting
     def primitive(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """The relaxation of the Heaviside step; subclasses must implement it."""
         raise NotImplementedError(f"{type(self).__name__} must implement primitive(x, alpha)")
 
+    @_alpha_defaulting  # s.derivative(x) works for a family that writes only primitive
     def derivative(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """d primitive / dx (autograd through ``primitive`` unless overridden)."""
         return self._autograd(x, alpha, wrt_alpha=False)
 
+    @_alpha_defaulting
     def d_alpha(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """d primitive / d alpha, elementwise with the shape of ``x`` (autograd unless overridden)."""
         return self._autograd(x, alpha, wrt_alpha=True)
