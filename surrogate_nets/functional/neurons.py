@@ -27,7 +27,7 @@ import torch
 
 from .._validate import check_choice, check_float_tensor, check_int, check_positive, describe, sum_to_shape
 from ..surrogate import Surrogate
-from ._common import alpha_for, alpha_grad, resolve_surrogate
+from ._common import alpha_for, alpha_grad, auto_numel, resolve_surrogate
 from .spike import spike
 
 __all__ = [
@@ -64,7 +64,7 @@ class MultiSpikeFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, threshold, alpha, surrogate: Surrogate, levels: int, relaxed: bool = False):
-        ctx.surrogate, ctx.levels = surrogate, levels
+        ctx.surrogate, ctx.levels, ctx.numel = surrogate, levels, auto_numel()
         ctx.save_for_backward(h, threshold, alpha)
         th = threshold.to(h.dtype)
         out = torch.zeros_like(h)
@@ -93,7 +93,7 @@ class MultiSpikeFunction(torch.autograd.Function):
         gth = None
         if need_th:
             gth = sum_to_shape((-grad * kap).to(threshold.dtype), threshold.shape)
-        ga = alpha_grad(s, grad * rho, alpha) if need_a else None
+        ga = alpha_grad(s, grad * rho, alpha, ctx.numel) if need_a else None
         return gh, gth, ga, None, None, None
 
 

@@ -8,7 +8,7 @@ import torch
 
 from .._validate import check_float_tensor
 from ..surrogate import Surrogate
-from ._common import alpha_for, alpha_grad, resolve_surrogate
+from ._common import alpha_for, alpha_grad, auto_numel, resolve_surrogate
 
 
 class SpikeFunction(torch.autograd.Function):
@@ -22,7 +22,7 @@ class SpikeFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, alpha, surrogate: Surrogate, relaxed: bool = False):
-        ctx.surrogate = surrogate
+        ctx.surrogate, ctx.numel = surrogate, auto_numel()
         ctx.save_for_backward(x, alpha)
         if relaxed:
             return surrogate.primitive(x, alpha.to(x.dtype))
@@ -37,7 +37,7 @@ class SpikeFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = grad * s.derivative(x, a)
         if ctx.needs_input_grad[1]:
-            ga = alpha_grad(s, grad * s.d_alpha(x, a), alpha)
+            ga = alpha_grad(s, grad * s.d_alpha(x, a), alpha, ctx.numel)
         return gx, ga, None, None
 
 

@@ -31,7 +31,7 @@ from .._validate import (
     check_broadcast, check_choice, check_float_tensor, check_in_range, check_int, check_positive,
     check_time_major, describe,
 )
-from ..functional._common import resolve_surrogate
+from ..functional._common import auto_scale_numel, resolve_surrogate
 from ..functional.neurons import RESET_MODES
 from ..surrogate import Surrogate
 from .parametrize import THRESHOLD_FLOOR, Constrained, as_param_tensor, is_learnable, register_constrained
@@ -262,7 +262,8 @@ class BaseNeuron(nn.Module):
         state = self._initial_state(state, x[0])
         self._check_params(x.shape[1:])
         keys = tuple(k for k in self.record if k != "rate")
-        out, final, traces = self._multistep(x, state, self._prepare(x.dtype), keys)
+        with auto_scale_numel(x.numel()):  # grad_scale="auto": the whole sequence, however it is run
+            out, final, traces = self._multistep(x, state, self._prepare(x.dtype), keys)
         if self.record:
             if "rate" in self.record:
                 traces["rate"] = out.mean(0)

@@ -80,8 +80,13 @@ class Surrogate(nn.Module):
         learnable: hold alpha as an ``nn.Parameter`` ``raw_alpha`` with
             ``alpha = softplus(raw_alpha)`` (always positive; no clamping after the step).
         grad_scale: multiply the alpha gradient by this factor; ``"auto"`` uses
-            ``1/sqrt(numel(x)/numel(alpha))`` computed from the input size in the backward
-            (LSQ-style, Esser et al. ICLR 2020). ``None`` = no scaling.
+            ``1/sqrt(N)`` (LSQ-style, Esser et al. ICLR 2020) with ``N`` the number of elements
+            one alpha entry's gradient sums over in one forward call: ``numel(x)/numel(alpha)``
+            for ``spike``/``quantize``/a quantizer on ``x``, and ``T*B*.../numel(alpha)`` for a
+            neuron called on a whole sequence ``[T, B, ...]``, however it runs (fused scan or
+            step loop); so a neuron scales exactly as one ``spike`` call on the whole sequence.
+            ``neuron.step(x_t)`` in a user loop counts one step (pass a float for other
+            conventions). ``None`` = no scaling.
 
     Shapes: ``alpha`` is ``[]`` or broadcastable to the input ``[*]``; every method maps ``[*]`` to ``[*]``.
     """
