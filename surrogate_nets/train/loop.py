@@ -138,6 +138,8 @@ def build_optimizer(optimizer, params, lr: float, weight_decay: float = 0.0, *,
         if key not in _OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(_OPTIMIZERS)}, "
                              f"a factory params -> Optimizer, or an Optimizer instance")
+        check_positive(lr, "lr")
+        check_positive(weight_decay, "weight_decay", allow_zero=True)
         kw = {"lr": lr, "weight_decay": weight_decay}
         if key == "sgd":
             kw["momentum"] = 0.9
