@@ -286,7 +286,8 @@ class DSpike(Surrogate):
         ad = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).clamp(min=2.0)
         th = torch.tanh(ad * c)
         th2 = torch.tanh(0.5 * ad)
-        direct = (c * (1 - th**2) * th2 - 0.5 * th * (1 - th2**2)) / (2 * th2**2)
+        # sech^2 = 1/cosh^2 rather than 1 - tanh^2, which is 0 in float32 once |a c| > 9
+        direct = (c * torch.cosh(ad * c) ** -2 * th2 - 0.5 * th * torch.cosh(0.5 * ad) ** -2) / (2 * th2**2)
         a = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).clamp(max=2.0)
         a2, t = a * a, 4 * c * c
         coef, geo = torch.full_like(a, 1.0 / 6.0), torch.ones_like(t)
