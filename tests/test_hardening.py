@@ -204,6 +204,10 @@ def test_layout_checks_leave_valid_time_major_inputs_alone():
     assert neurons.LIF(num_neurons=3).step(torch.rand(2, 3))[0].shape == (2, 3)
     assert neurons.LIF(shape=(1, 3))(torch.rand(4, 2, 3)).shape == (4, 2, 3)  # leading 1 broadcasts
     assert neurons.LIF()(torch.rand(4, 2)).shape == (4, 2)  # no known size: nothing to check
+    lazy = layers.Sequential(nn.LazyLinear(3), neurons.LIF())  # learns its size on the first call
+    assert lazy(torch.rand(4, 2, 5)).shape == (4, 2, 3)
+    with pytest.raises(ValueError, match="in_features=5"):
+        lazy(torch.rand(4, 2, 6))
 
 
 def test_a_batch_without_time_axis_names_the_convention():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 
 
@@ -20,6 +21,8 @@ def check_layout(module: nn.Module, x: torch.Tensor) -> None:
     detected: a sample-major ``[B, T, N]`` batch (same rank and feature size as ``[T, B, N]``), and
     layers without a known input size (activations, pooling, dropout, flatten).
     """
+    if isinstance(module, LazyModuleMixin) and module.has_uninitialized_params():
+        return  # a lazy layer learns its input size from this very call
     name = type(module).__name__
     if isinstance(module, nn.Linear):
         if x.dim() < 3 or x.shape[-1] != module.in_features:
