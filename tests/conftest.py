@@ -14,3 +14,16 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device on this machine
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+# hypothesis profiles (tests/test_properties.py): small and reproducible by default for CI;
+# `python -m pytest tests/test_properties.py --hypothesis-profile=long` for a deeper search.
+try:
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+                                   print_blob=True)
+    _hyp_settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True)
+    _hyp_settings.load_profile("ci")  # --hypothesis-profile=... (hypothesis' plugin) overrides it
+except ImportError:  # hypothesis is in the test extra; without it only test_properties.py skips
+    pass
