@@ -185,7 +185,7 @@ def test_grad_scale_auto_means_the_whole_sequence_on_every_path():
         "LIF fused": lambda x, sur: neurons.LIF(beta=beta, threshold=th, surrogate=sur, reset="none").double()(x),
         "lif_scan autograd": lambda x, sur: lif_scan(x, None, beta, th, None, sur, reset="none",
                                                      backend="autograd").spikes,
-        "ALIF step loop": lambda x, sur: neurons.ALIF(beta=beta, rho=0.5, adaptation=0.0, threshold=th,
+        "ALIF fused scan": lambda x, sur: neurons.ALIF(beta=beta, rho=0.5, adaptation=0.0, threshold=th,
                                                       surrogate=sur, reset="none").double()(x),
     }
     for name, run in paths.items():
@@ -194,6 +194,54 @@ def test_grad_scale_auto_means_the_whole_sequence_on_every_path():
     sur = S.ATan(alpha=2.0, learnable=True).double()
     F.spike(h - th, sur).mul(torch.linspace(-1, 1, x.numel(), dtype=F64).reshape(x.shape)).sum().backward()
     torch.testing.assert_close(expected, sur.raw_alpha.grad / math.sqrt(T * B * N))
+
+
+def _neuron_alpha_grads(make, x, per_channel, step=False):
+    """raw_alpha gradient with grad_scale='auto' and with no scaling (same seed, same weights)."""
+    out = {}
+    for scale in ("auto", None):
+        alpha = torch.full((x.shape[-1],), 2.0) if per_channel else 2.0
+        sur = S.ATan(alpha=alpha, learnable=True, grad_scale=scale).double()
+        torch.manual_seed(1)
+        neuron = make(sur).double()
+        y = neuron.step(x[0])[0] if step else neuron(x)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=F64).reshape(y.shape)).sum().backward()
+        out[scale] = sur.raw_alpha.grad
+    return out["auto"], out[None]
+
+
+NEURON_PATHS = {
+    "LIF-torch": lambda sur: neurons.LIF(beta=0.7, threshold=0.5, surrogate=sur, backend="torch"),
+    "LIF-autograd": lambda sur: neurons.LIF(beta=0.7, threshold=0.5, surrogate=sur, backend="autograd"),
+    "LIF-levels3": lambda sur: neurons.LIF(beta=0.7, threshold=0.5, surrogate=sur, levels=3, reset="zero"),
+    "ALIF-fused": lambda sur: neurons.ALIF(beta=0.7, rho=0.5, threshold=0.5, surrogate=sur),
+    "ALIF-torch": lambda sur: neurons.ALIF(beta=0.7, rho=0.5, threshold=0.5, surrogate=sur, backend="torch"),
+    "ALIF-autograd": lambda sur: neurons.ALIF(beta=0.7, rho=0.5, threshold=0.5, surrogate=sur,
+                                              backend="autograd"),
+    "Synaptic-fused": lambda sur: neurons.Synaptic(alpha_syn=0.6, beta=0.7, threshold=0.5, surrogate=sur),
+    "Synaptic-torch": lambda sur: neurons.Synaptic(alpha_syn=0.6, beta=0.7, threshold=0.5, surrogate=sur,
+                                                   backend="torch"),
+    "Synaptic-autograd": lambda sur: neurons.Synaptic(alpha_syn=0.6, beta=0.7, threshold=0.5, surrogate=sur,
+                                                      backend="autograd"),
+    "RLIF-loop": lambda sur: neurons.RLIF(beta=0.7, threshold=0.5, surrogate=sur, num_neurons=4,
+                                          recurrent_init=0.1),
+    "IF": lambda sur: neurons.IF(threshold=0.5, surrogate=sur),
+}
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["scalar-alpha", "per-neuron-alpha"])
+@pytest.mark.parametrize("name", list(NEURON_PATHS))
+def test_grad_scale_auto_counts_the_whole_sequence_in_every_neuron_and_backend(name, per_channel):
+    """The fused ALIF/Synaptic scans (h1) and every backend count T*B*N/numel(alpha), like LIF."""
+    T, B, N = 6, 3, 4
+    x = torch.randn(T, B, N, dtype=F64, generator=torch.Generator().manual_seed(0)) * 2
+    auto, plain = _neuron_alpha_grads(NEURON_PATHS[name], x, per_channel)
+    assert torch.count_nonzero(plain) > 0
+    n = T * B * (1 if per_channel else N)
+    torch.testing.assert_close(auto, plain / math.sqrt(n))
+    # a user loop over neuron.step counts one step [B, N] (documented)
+    auto, plain = _neuron_alpha_grads(NEURON_PATHS[name], x, per_channel, step=True)
+    torch.testing.assert_close(auto, plain / math.sqrt(B * (1 if per_channel else N)))
 
 
 # ------------------------------------------------------------------ item 10: input layout
