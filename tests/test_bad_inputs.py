@@ -6,6 +6,7 @@ substring is the argument's name. The command-line cases live with the CLI tests
 starts failing means an input slipped through (or a message stopped naming its argument).
 """
 
+import importlib.util
 import math
 
 import pytest
@@ -14,7 +15,7 @@ from torch import nn
 
 import surrogate_nets as sn
 from surrogate_nets import encode, functional as F, layers, losses, neurons, quant, surrogate as S, train
-from surrogate_nets.functional import lif_scan
+from surrogate_nets.functional import backends as BK, lif_scan
 
 NAN, INF = float("nan"), float("inf")
 
@@ -35,8 +36,8 @@ def _model():
 CASES = []
 
 
-def case(name, fn, exc, *words):
-    CASES.append(pytest.param(fn, exc, words, id=name))
+def case(name, fn, exc, *words, marks=()):
+    CASES.append(pytest.param(fn, exc, words, id=name, marks=marks))
 
 
 # ------------------------------------------------------------------------------ surrogate
@@ -68,6 +69,12 @@ case("sched-steps-zero", lambda: S.AlphaSchedule(nn.Sequential(neurons.LIF()), 1
 case("sched-start-neg", lambda: S.AlphaSchedule(nn.Sequential(neurons.LIF()), -1.0, 4.0, 10), ValueError, "start")
 case("sched-end-nan", lambda: S.AlphaSchedule(nn.Sequential(neurons.LIF()), 1.0, NAN, 10), ValueError, "end")
 case("sched-mode", lambda: S.AlphaSchedule(nn.Sequential(neurons.LIF()), 1.0, 4.0, 10, mode="cos"), ValueError, "mode")
+
+case("adaptive-fraction-zero", lambda: S.Adaptive("atan", fraction=0.0), ValueError, "fraction")
+case("adaptive-fraction-one", lambda: S.Adaptive("atan", fraction=1.0), ValueError, "fraction")
+case("adaptive-fraction-nan", lambda: S.Adaptive("atan", fraction=NAN), ValueError, "fraction")
+case("adaptive-fraction-str", lambda: S.Adaptive("atan", fraction="0.2"), TypeError, "fraction")
+case("adaptive-base-unknown", lambda: S.Adaptive("nope"), ValueError, "surrogate", "'nope'")
 
 # ------------------------------------------------------------------------------ spike / fire
 case("spike-int", lambda: F.spike(torch.arange(3)), TypeError, "x", "floating")
@@ -101,6 +108,9 @@ case("stair-levels-neg", lambda: F.staircase(x3(), -1), ValueError, "levels")
 case("stair-half-levels-overflow", lambda: F.staircase(x3(dtype=torch.float16), 2**20), ValueError,
      "levels", "float16")
 case("level-range-zero", lambda: F.level_range(0, False), ValueError, "levels")
+case("stair-signed-str", lambda: F.staircase(x3(), 3, signed="yes"), TypeError, "signed", "'yes'")
+case("q-signed-str", lambda: F.quantize(x3(), 0.1, 3, signed="yes"), TypeError, "signed")
+case("q-half-signed-str", lambda: F.quantize(x3(dtype=torch.float16), 0.1, 3, signed="yes"), TypeError, "signed")
 
 # ------------------------------------------------------------------------------ step functions / scans
 _z = torch.zeros(2, 3)
@@ -109,6 +119,15 @@ case("lif-step-v-shape", lambda: F.lif_step(torch.ones(2, 3), torch.zeros(3), 0.
 case("lif-step-reset", lambda: F.lif_step(torch.ones(2, 3), _z, 0.5, reset="hard"), ValueError, "reset")
 case("lif-step-levels", lambda: F.lif_step(torch.ones(2, 3), _z, 0.5, levels=0), ValueError, "levels")
 case("lif-step-threshold", lambda: F.lif_step(torch.ones(2, 3), _z, 0.5, threshold=-1.0), ValueError, "threshold")
+case("lif-step-beta-2", lambda: F.lif_step(torch.ones(2, 3), _z, 2.0), ValueError, "beta", "2.0")
+case("lif-step-beta-nan", lambda: F.lif_step(torch.ones(2, 3), _z, NAN), ValueError, "beta", "nan")
+case("lif-step-beta-zero", lambda: F.lif_step(torch.ones(2, 3), _z, 0.0), ValueError, "beta")
+case("li-step-beta-neg", lambda: F.li_step(torch.ones(2, 3), _z, -1.0), ValueError, "beta")
+case("alif-step-rho-2", lambda: F.alif_step(torch.ones(2, 3), _z, _z, 0.5, 2.0), ValueError, "rho")
+case("syn-step-alpha-syn-2", lambda: F.synaptic_step(torch.ones(2, 3), _z, _z, 2.0, 0.5), ValueError,
+     "alpha_syn", "2.0")
+case("syn-step-beta-nan", lambda: F.synaptic_step(torch.ones(2, 3), _z, _z, 0.5, NAN), ValueError, "beta")
+case("rlif-step-beta-1.5", lambda: F.rlif_step(torch.ones(2, 3), _z, _z, 1.5, lambda s: s), ValueError, "beta")
 case("li-step-v-shape", lambda: F.li_step(torch.ones(2, 3), torch.zeros(2, 1), 0.5), ValueError, "v")
 case("alif-step-a-shape", lambda: F.alif_step(torch.ones(2, 3), _z, torch.zeros(1), 0.5, 0.9), ValueError, "a")
 case("syn-step-i-shape", lambda: F.synaptic_step(torch.ones(2, 3), torch.zeros(3), _z, 0.5, 0.5), ValueError, "i")
@@ -127,6 +146,20 @@ case("scan-reset", lambda: lif_scan(x3(), None, 0.5, reset="soft"), ValueError, 
 case("scan-backend", lambda: lif_scan(x3(), None, 0.5, backend="cuda-magic"), ValueError, "backend")
 case("scan-levels", lambda: lif_scan(x3(), None, 0.5, levels=-1), ValueError, "levels")
 case("scan-beta-shape", lambda: lif_scan(x3(4, 2, 3), None, torch.full((5,), 0.5)), ValueError, "beta")
+case("alif-scan-rho-nan", lambda: F.alif_scan(x3(), rho=NAN), ValueError, "rho")
+case("syn-scan-alpha-syn-2", lambda: F.synaptic_scan(x3(), alpha_syn=2.0), ValueError, "alpha_syn")
+case("li-scan-beta-zero", lambda: F.li_scan(x3(), beta=0.0), ValueError, "beta")
+
+# ------------------------------------------------------------------------------ backend registry
+case("bk-register-op", lambda: BK.register_backend("nope", "x", lambda **k: None), ValueError, "op", "'nope'")
+case("bk-register-name-empty", lambda: BK.register_backend("lif", "", lambda **k: None), TypeError, "name")
+case("bk-register-name-auto", lambda: BK.register_backend("lif", "auto", lambda **k: None), TypeError, "name")
+case("bk-register-fn", lambda: BK.register_backend("lif", "x", 3), TypeError, "fn")
+case("bk-dispatch-op", lambda: BK.dispatch("nope", "torch"), ValueError, "op", "'nope'")
+case("bk-dispatch-name", lambda: BK.dispatch("lif", "missing"), ValueError, "backend", "'missing'")
+case("bk-list-op", lambda: BK.list_backends("nope"), ValueError, "op")
+case("bk-unregister-builtin", lambda: BK.unregister_backend("lif", "torch"), ValueError, "torch")
+case("bk-unregister-missing", lambda: BK.unregister_backend("lif", "missing"), ValueError, "missing")
 
 # ------------------------------------------------------------------------------ neurons: construction
 case("lif-beta-nan", lambda: neurons.LIF(beta=NAN), ValueError, "beta")
@@ -227,6 +260,13 @@ class _Collapse(nn.Module):
     def forward(self, x):
         return x.sum()
 
+
+case("sdelay-max-delay-zero", lambda: layers.SynapticDelay(3, 0), ValueError, "max_delay")
+case("sdelay-max-delay-float", lambda: layers.SynapticDelay(3, 2.5), TypeError, "max_delay")
+case("sdelay-max-delay-str", lambda: layers.SynapticDelay(3, "4"), TypeError, "max_delay")
+case("sdelay-kernel", lambda: layers.SynapticDelay(3, 4, kernel="cubic"), ValueError, "kernel")
+case("dlinear-max-delay-neg", lambda: layers.DelayedLinear(3, 2, -2), ValueError, "max_delay")
+case("dlinear-max-delay-none", lambda: layers.DelayedLinear(3, 2, None), TypeError, "max_delay")
 
 # ------------------------------------------------------------------------------ losses
 _out = torch.rand(4, 3, 5)
@@ -386,6 +426,38 @@ case("evaluate-model", lambda: train.evaluate(3, _loader()), TypeError, "model")
 case("load-checkpoint-missing", lambda: train.load_checkpoint("/nonexistent/dir/last.pt"), train.CheckpointError,
      "/nonexistent/dir/last.pt")
 
+
+# ------------------------------------------------------------------------------ NIR import
+_needs_nir = pytest.mark.skipif(importlib.util.find_spec("nir") is None, reason="nir (test extra) not installed")
+
+
+def _nir_graph_with(node):
+    import numpy as np
+    import nir
+
+    return nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])), "n": node,
+                               "output": nir.Output(output_type=np.array([3]))},
+                        edges=[("input", "n"), ("n", "output")])
+
+
+def _nir_threshold():
+    import numpy as np
+    import nir
+
+    return nir.Threshold(threshold=np.ones(3))
+
+
+def _nir_load(*args, **kw):
+    from surrogate_nets import nir as snir
+
+    return snir.load(*args, **kw)
+
+
+case("nir-load-unknown-node", lambda: _nir_load(_nir_graph_with(_nir_threshold())), TypeError, "Threshold",
+     "'n'", "supported", marks=_needs_nir)
+case("nir-load-graph-int", lambda: _nir_load(3), TypeError, "graph", marks=_needs_nir)
+case("nir-load-reset", lambda: _nir_load(_nir_graph_with(_nir_threshold()), reset="soft"), ValueError, "reset",
+     marks=_needs_nir)
 
 @pytest.mark.parametrize("call, exc, words", CASES)
 def test_bad_input_is_rejected_with_a_named_argument(call, exc, words):
