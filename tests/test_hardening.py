@@ -244,6 +244,27 @@ def test_grad_scale_auto_counts_the_whole_sequence_in_every_neuron_and_backend(n
     torch.testing.assert_close(auto, plain / math.sqrt(B * (1 if per_channel else N)))
 
 
+
+def test_grad_scale_auto_context_stays_off_the_compiled_default_path():
+    """The grad_scale='auto' step-loop count is a ContextVar, which dynamo cannot trace: it must
+    not be touched unless a surrogate asks for 'auto', so the default step loop (RLIF) and spike
+    still compile with fullgraph=True; with 'auto' the compiled loop (graph break) equals eager."""
+    x = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
+    for scale, fullgraph in ((None, True), ("auto", False)):
+        grads = []
+        for compiled in (False, True):
+            sur = S.ATan(learnable=True, grad_scale=scale)
+            torch.manual_seed(1)
+            net = neurons.RLIF(beta=0.7, threshold=0.5, surrogate=sur, num_neurons=3, recurrent_init=0.1)
+            run = torch.compile(net, backend="aot_eager", fullgraph=fullgraph) if compiled else net
+            run(x).sum().backward()
+            grads.append(sur.raw_alpha.grad)
+        torch.testing.assert_close(grads[1], grads[0])
+    sur = S.ATan(learnable=True)
+    spike = torch.compile(lambda t: F.spike(t, sur), backend="aot_eager", fullgraph=True)
+    spike(x.requires_grad_()).sum().backward()
+    assert sur.raw_alpha.grad is not None
+
 # ------------------------------------------------------------------ item 10: input layout
 def test_layout_checks_leave_valid_time_major_inputs_alone():
     net = layers.Sequential(nn.Conv2d(2, 4, 3, padding=1), neurons.LIF(shape=(4, 1, 1)), nn.AvgPool2d(2),

@@ -226,7 +226,7 @@ def _alif_autograd(x, v0, a0, beta, rho, threshold, adaptation, alpha, surrogate
 
     sur = surrogate if alpha is surrogate.alpha else _FixedAlpha(surrogate, alpha)
     v, a, ss, hs = v0, a0, [], []
-    with auto_scale_numel(x.numel()):  # grad_scale="auto" counts the whole sequence, as "torch"
+    with auto_scale_numel(x.numel(), sur):  # grad_scale="auto" counts the whole sequence, as "torch"
         for x_t in x.unbind(0):
             s, v, a, h = alif_step(x_t, v, a, beta, rho, threshold, adaptation, sur, reset,
                                    detach_reset, decay_input, levels, relaxed)

@@ -272,7 +272,7 @@ def _scan_autograd(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset
         surrogate = _FixedAlpha(surrogate, alpha)
     v = v0
     ss, hs = [], []
-    with auto_scale_numel(x.numel()):  # grad_scale="auto" counts the whole sequence, as "torch"
+    with auto_scale_numel(x.numel(), surrogate):  # grad_scale="auto" counts the whole sequence, as "torch"
         for x_t in x.unbind(0):
             s, v, h = lif_step(x_t, v, beta, threshold, surrogate, reset, detach_reset, decay_input,
                                levels, relaxed)

@@ -62,7 +62,7 @@ class SpikeFunction(FunctionalFunction):
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, alpha, surrogate = inputs[:3]
-        ctx.surrogate, ctx.numel = surrogate, auto_numel()  # grad_scale="auto": see auto_scale_numel
+        ctx.surrogate, ctx.numel = surrogate, auto_numel(surrogate)  # grad_scale="auto": see auto_scale_numel
         ctx.save_for_backward(x, alpha)
 
     @staticmethod
@@ -104,7 +104,7 @@ class MultiSpikeFunction(FunctionalFunction):
     @staticmethod
     def setup_context(ctx, inputs, output):
         h, threshold, alpha, surrogate, levels = inputs[:5]
-        ctx.surrogate, ctx.levels, ctx.numel = surrogate, levels, auto_numel()
+        ctx.surrogate, ctx.levels, ctx.numel = surrogate, levels, auto_numel(surrogate)
         ctx.save_for_backward(h, threshold, alpha)
 
     @staticmethod

@@ -76,7 +76,7 @@ def _synaptic_autograd(x, i0, v0, alpha_syn, beta, threshold, alpha, surrogate, 
 
     sur = surrogate if alpha is surrogate.alpha else _FixedAlpha(surrogate, alpha)
     i, v, ss, hs, cs = i0, v0, [], [], []
-    with auto_scale_numel(x.numel()):  # grad_scale="auto" counts the whole sequence, as "torch"
+    with auto_scale_numel(x.numel(), sur):  # grad_scale="auto" counts the whole sequence, as "torch"
         for x_t in x.unbind(0):
             s, i, v, h = synaptic_step(x_t, i, v, alpha_syn, beta, threshold, sur, reset,
                                        detach_reset, decay_input, levels, relaxed)

@@ -21,6 +21,7 @@ the previous recordings. :func:`collect` yields a key's recordings over a model.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
@@ -265,15 +266,21 @@ class BaseNeuron(nn.Module):
 
     # ------------------------------------------------------------------- calling
     def _multistep(self, x, state, p, keys):
-        """Default multi-step path: a linear-cost autograd loop over ``x.unbind(0)``."""
+        """Default multi-step path: a linear-cost autograd loop over ``x.unbind(0)``.
+
+        ``grad_scale="auto"`` counts the whole ``[T, B, ...]`` here as in the fused scans (which
+        count their input themselves): see :func:`~surrogate_nets.surrogate.helpers.auto_scale_numel`.
+        """
         outs, traces = [], {k: [] for k in keys}
-        for x_t in x.unbind(0):
-            out, state, h = self._step(x_t, state, p)
-            outs.append(out)
-            if traces:
-                extras = dict(state._asdict(), h=h, s=out)
-                for k in keys:
-                    traces[k].append(extras[k])
+        sur = getattr(self, "surrogate", None)
+        with auto_scale_numel(x.numel(), sur) if isinstance(sur, Surrogate) else contextlib.nullcontext():
+            for x_t in x.unbind(0):
+                out, state, h = self._step(x_t, state, p)
+                outs.append(out)
+                if traces:
+                    extras = dict(state._asdict(), h=h, s=out)
+                    for k in keys:
+                        traces[k].append(extras[k])
         return torch.stack(outs), state, {k: torch.stack(v) for k, v in traces.items()}
 
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
@@ -283,8 +290,7 @@ class BaseNeuron(nn.Module):
         state = self._initial_state(state, x[0])
         self._check_params(x.shape[1:])
         keys = tuple(k for k in self.record if k != "rate")
-        with auto_scale_numel(x.numel()):  # grad_scale="auto": the whole sequence, however it is run
-            out, final, traces = self._multistep(x, state, self._prepare(x.dtype), keys)
+        out, final, traces = self._multistep(x, state, self._prepare(x.dtype), keys)
         if self.record:
             if "rate" in self.record:
                 traces["rate"] = out.mean(0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
@@ -54,14 +54,7 @@ _AUTO_NUMEL: contextvars.ContextVar = contextvars.ContextVar("surrogate_auto_num
 
 
 @contextlib.contextmanager
-def auto_scale_numel(numel: int):
-    """Make ``grad_scale="auto"`` count ``numel`` elements for the ops run inside (captured at forward).
-
-    ``grad_scale="auto"`` has one meaning: ``1/sqrt(N)`` with ``N`` the number of elements one
-    alpha entry's gradient sums over in one forward call, ``numel / numel(alpha)``. A neuron that
-    runs its sequence ``[T, B, ...]`` step by step wraps the steps in this context with
-    ``numel = T*B*...``, so it scales like one call of ``spike`` on the whole sequence.
-    """
+def _numel_context(numel: int):
     token = _AUTO_NUMEL.set(int(numel))
     try:
         yield
@@ -69,8 +62,30 @@ def auto_scale_numel(numel: int):
         _AUTO_NUMEL.reset(token)
 
 
-def auto_numel():
-    """The element count set by :func:`auto_scale_numel`, or ``None`` outside it."""
+def auto_scale_numel(numel: int, surrogate: Optional[Surrogate] = None):
+    """Make ``grad_scale="auto"`` count ``numel`` elements for the ops run inside (captured at forward).
+
+    ``grad_scale="auto"`` has one meaning: ``1/sqrt(N)`` with ``N`` the number of elements one
+    alpha entry's gradient sums over in one forward call, ``numel / numel(alpha)``. A neuron that
+    runs its sequence ``[T, B, ...]`` step by step wraps the steps in this context with
+    ``numel = T*B*...``, so it scales like one call of ``spike`` on the whole sequence (a fused
+    scan counts its whole input itself).
+
+    With ``surrogate`` given and its ``grad_scale`` not ``"auto"`` this is a no-op that touches no
+    context variable, so the default path stays traceable by ``torch.compile(fullgraph=True)``
+    (dynamo cannot trace ``ContextVar``; a compiled step loop with ``grad_scale="auto"`` takes a
+    graph break here).
+    """
+    if surrogate is not None and surrogate.grad_scale != "auto":
+        return contextlib.nullcontext()
+    return _numel_context(numel)
+
+
+def auto_numel(surrogate: Optional[Surrogate] = None):
+    """The element count set by :func:`auto_scale_numel`, or ``None`` outside it (and, without
+    reading the context, when ``surrogate`` is given and its ``grad_scale`` is not ``"auto"``)."""
+    if surrogate is not None and surrogate.grad_scale != "auto":
+        return None
     return _AUTO_NUMEL.get()
 
 
