@@ -34,7 +34,7 @@ from torch.autograd.function import once_differentiable
 
 from .._validate import check_choice, check_int, check_time_major, sum_to_shape
 from ..surrogate import Surrogate
-from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ..surrogate.helpers import alpha_for, alpha_grad, auto_scale_numel, resolve_surrogate
 from . import backends as _bk
 from ._function import FunctionalFunction
 from ._neuron import (
@@ -207,7 +207,7 @@ class ALIFScanFunction(FunctionalFunction):
 
         g_v0 = gv.to(v0.dtype).expand_as(v0).clone() if need_v0 else None
         g_a0 = ga.to(a0.dtype).expand_as(a0).clone() if need_a0 else None
-        g_al = alpha_grad(sur, acc["al"], alpha) if need_al else None
+        g_al = alpha_grad(sur, acc["al"], alpha, H.numel()) if need_al else None  # the whole [T, B, ...]
         return (gx, g_v0, g_a0, red("b", beta), red("r", rho), red("th", threshold),
                 red("ba", adaptation), g_al) + nothing
 
@@ -226,11 +226,12 @@ def _alif_autograd(x, v0, a0, beta, rho, threshold, adaptation, alpha, surrogate
 
     sur = surrogate if alpha is surrogate.alpha else _FixedAlpha(surrogate, alpha)
     v, a, ss, hs = v0, a0, [], []
-    for x_t in x.unbind(0):
-        s, v, a, h = alif_step(x_t, v, a, beta, rho, threshold, adaptation, sur, reset,
-                               detach_reset, decay_input, levels, relaxed)
-        ss.append(s)
-        hs.append(h)
+    with auto_scale_numel(x.numel(), sur):  # grad_scale="auto" counts the whole sequence, as "torch"
+        for x_t in x.unbind(0):
+            s, v, a, h = alif_step(x_t, v, a, beta, rho, threshold, adaptation, sur, reset,
+                                   detach_reset, decay_input, levels, relaxed)
+            ss.append(s)
+            hs.append(h)
     return ALIFScanResult(torch.stack(ss), torch.stack(hs), v, a)
 
 

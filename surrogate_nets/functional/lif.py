@@ -47,7 +47,7 @@ from torch.autograd.function import once_differentiable
 
 from .._validate import check_choice, check_int, check_time_major, sum_to_shape
 from ..surrogate import Surrogate
-from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ..surrogate.helpers import alpha_for, alpha_grad, auto_scale_numel, resolve_surrogate
 from . import backends as _bk
 from ._function import FunctionalFunction
 from ._neuron import (
@@ -252,7 +252,7 @@ class LIFScanFunction(FunctionalFunction):
         g_v0 = gv.to(v0.dtype) if need_v0 else None
         g_b = sum_to_shape(acc_b.to(beta.dtype), beta.shape) if need_b else None
         g_th = sum_to_shape(acc_th.to(threshold.dtype), threshold.shape) if need_th else None
-        g_a = alpha_grad(sur, acc_a, alpha) if need_a else None
+        g_a = alpha_grad(sur, acc_a, alpha, H.numel()) if need_a else None  # the whole [T, B, ...]
         return (gx, g_v0, g_b, g_th, g_a) + nones
 
 
@@ -272,11 +272,12 @@ def _scan_autograd(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset
         surrogate = _FixedAlpha(surrogate, alpha)
     v = v0
     ss, hs = [], []
-    for x_t in x.unbind(0):
-        s, v, h = lif_step(x_t, v, beta, threshold, surrogate, reset, detach_reset, decay_input,
-                           levels, relaxed)
-        ss.append(s)
-        hs.append(h)
+    with auto_scale_numel(x.numel(), surrogate):  # grad_scale="auto" counts the whole sequence, as "torch"
+        for x_t in x.unbind(0):
+            s, v, h = lif_step(x_t, v, beta, threshold, surrogate, reset, detach_reset, decay_input,
+                               levels, relaxed)
+            ss.append(s)
+            hs.append(h)
     return LIFScanResult(torch.stack(ss), torch.stack(hs), v)
 
 

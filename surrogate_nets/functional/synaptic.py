@@ -20,7 +20,7 @@ import torch
 
 from .._validate import check_choice, check_int, check_time_major
 from ..surrogate import Surrogate
-from ..surrogate.helpers import alpha_for, resolve_surrogate
+from ..surrogate.helpers import alpha_for, auto_scale_numel, resolve_surrogate
 from . import backends as _bk
 from ._neuron import (
     charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker, unit_checker,
@@ -76,12 +76,13 @@ def _synaptic_autograd(x, i0, v0, alpha_syn, beta, threshold, alpha, surrogate, 
 
     sur = surrogate if alpha is surrogate.alpha else _FixedAlpha(surrogate, alpha)
     i, v, ss, hs, cs = i0, v0, [], [], []
-    for x_t in x.unbind(0):
-        s, i, v, h = synaptic_step(x_t, i, v, alpha_syn, beta, threshold, sur, reset, detach_reset,
-                                   decay_input, levels, relaxed)
-        ss.append(s)
-        hs.append(h)
-        cs.append(i)
+    with auto_scale_numel(x.numel(), sur):  # grad_scale="auto" counts the whole sequence, as "torch"
+        for x_t in x.unbind(0):
+            s, i, v, h = synaptic_step(x_t, i, v, alpha_syn, beta, threshold, sur, reset,
+                                       detach_reset, decay_input, levels, relaxed)
+            ss.append(s)
+            hs.append(h)
+            cs.append(i)
     return SynapticScanResult(torch.stack(ss), torch.stack(hs), torch.stack(cs), v)
 
 

@@ -107,8 +107,11 @@ class FastSigmoid(Surrogate):
     default_alpha = 2.0
 
     def primitive(self, x, alpha):
+        # written with q = 1/(1 + |a x|) so that an overflowing a x (inf in float16) gives 0 or 1,
+        # not inf/inf = NaN, and the lower tail 0.5 q keeps its relative precision
         ax = alpha * x
-        return 0.5 * (1 + ax / (1 + ax.abs()))
+        q = 0.5 / (1 + ax.abs())
+        return torch.where(ax < 0, q, 1 - q)
 
     def derivative(self, x, alpha):
         return alpha / (2 * (1 + (alpha * x).abs()) ** 2)
@@ -274,10 +277,30 @@ class DSpike(Surrogate):
         return alpha * (1 - torch.tanh(alpha * x) ** 2) / (2 * torch.tanh(0.5 * alpha)) * inside
 
     def d_alpha(self, x, alpha):
+        # The closed form cancels catastrophically for small a (its two terms agree to O(a^3)), so
+        # a <= 2 uses the cancellation-free series c a S / (cosh^2(a c) (sinh(a/2)/(a/2))^2) with
+        # S = sum_k a^(2k-2) (1 - (2c)^(2k)) / (2k+1)!; half types are computed in float32.
+        dt = x.dtype
+        if dt in (torch.float16, torch.bfloat16):
+            x, alpha = x.float(), torch.as_tensor(alpha).float()
         c = x.clamp(-0.5, 0.5)
-        th = torch.tanh(alpha * c)
-        th2 = torch.tanh(0.5 * alpha)
-        return (c * (1 - th**2) * th2 - 0.5 * th * (1 - th2**2)) / (2 * th2**2)
+        ad = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).clamp(min=2.0)
+        th = torch.tanh(ad * c)
+        th2 = torch.tanh(0.5 * ad)
+        # sech^2 = 1/cosh^2 rather than 1 - tanh^2, which is 0 in float32 once |a c| > 9
+        direct = (c * torch.cosh(ad * c) ** -2 * th2 - 0.5 * th * torch.cosh(0.5 * ad) ** -2) / (2 * th2**2)
+        a = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).clamp(max=2.0)
+        a2, t = a * a, 4 * c * c
+        coef, geo = torch.full_like(a, 1.0 / 6.0), torch.ones_like(t)
+        acc = coef * geo
+        for k in range(2, 13):
+            coef = coef * a2 / ((2 * k) * (2 * k + 1))
+            geo = geo * t + 1
+            acc = acc + coef * geo
+        h = 0.5 * a
+        sh = torch.where(h > 0, torch.sinh(h) / h, torch.ones_like(h))
+        series = c * a * (1 - 2 * c) * (1 + 2 * c) * acc / (torch.cosh(a * c) ** 2 * sh**2)
+        return torch.where(torch.as_tensor(alpha, device=x.device) > 2.0, direct, series).to(dt)
 
     def reach(self):
         return 1  # the window |x| < 1/2 does not depend on alpha
