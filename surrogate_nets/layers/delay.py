@@ -163,8 +163,8 @@ class SynapticDelay(_Delay):
     ``f = d - k``; gradient ``dy/dd = x_{t-k-1} - x_{t-k}``) or the Gaussian kernel of width
     ``sigma`` (DCLS: Hammouamri, Khalfaoui-Hassani & Masquelier, ICLR 2024; anneal it with
     :class:`DelayWidthSchedule`). Put it between a connection and a neuron:
-    ``Sequential(nn.Linear(n, m), SynapticDelay(m, 25), LIF())``. Plays the role of snnTorch's
-    per-channel ``SynapticDelay`` (linear or Gaussian interpolation).
+    ``Sequential(nn.Linear(n, m), SynapticDelay(m, 25), LIF())``. Peer equivalents:
+    docs/coming-from.md.
 
     Args:
         channels: the per-sample shape of the delays, broadcast over the trailing dims of one step
