@@ -122,7 +122,7 @@ class LIF(SpikingNeuron):
 class PLIF(LIF):
     r"""Parametric LIF (Fang et al., ICCV 2021): :class:`LIF` with ``learn_beta=True`` by default.
 
-    With ``decay_input=True``: ``h_t = v_{t-1} + (x_t - v_{t-1})\,\sigma(w)``, i.e.
+    With ``decay_input=True``: ``h_t = v_{t-1} + (x_t - v_{t-1}) sigmoid(w)``, i.e.
     ``beta = 1 - sigmoid(w)``. Peer equivalents: see docs/coming-from.md.
     """
 
