@@ -348,7 +348,7 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
         surrogate: instance, registry name or ``None`` (``ATan(2)``).
         reset: ``"subtract"``, ``"zero"`` or ``"none"``.
         detach_reset: no gradient through the spike inside the reset.
-        decay_input: scale the input by ``1 - beta`` (SpikingJelly's ``decay_input=True``).
+        decay_input: scale the input by ``1 - beta``.
         levels: ``L``, maximum spike count per step (1 = binary spikes); see
             :func:`~surrogate_nets.functional.fire`.
         relaxed: use the surrogate's relaxation in the forward (only for gradient checks).

@@ -129,7 +129,7 @@ def spike(x: torch.Tensor, surrogate: Union[str, Surrogate, None] = None, relaxe
         \frac{\partial s}{\partial \alpha} := \partial_\alpha P(x;\alpha)
 
     Tie convention: ``x == 0`` spikes (``H(0) = 1``), so ``spike(v - threshold)`` fires when the
-    membrane reaches the threshold, as in SpikingJelly and snnTorch.
+    membrane reaches the threshold (other libraries' tie rules: docs/coming-from.md).
 
     Args:
         x: any shape ``[*]``, floating dtype (float16, bfloat16, float32, float64), any device.

@@ -68,8 +68,8 @@ class TimeDistributed(nn.Module):
     .. math:: y_t = f(x_t)\ \ \text{for all } t,\ \text{computed as } f([x_0; \dots; x_{T-1}])
 
     For ``nn.Linear``, ``nn.Conv2d``, pooling, ``nn.Flatten`` and the like this is exact; for
-    ``nn.BatchNorm*`` the statistics are taken over ``T * B`` samples (SpikingJelly's
-    ``SeqToANNContainer`` / "tdBN"-style sharing over time, Zheng et al. AAAI 2021); for
+    ``nn.BatchNorm*`` the statistics are taken over ``T * B`` samples (shared over time as in
+    tdBN, Zheng et al. AAAI 2021); for
     ``nn.Dropout`` each step gets its own mask (use :class:`TemporalDropout` to share it).
 
     Shapes: ``[T, B, *in]`` -> ``[T, B, *out]``. The wrapped module is ``self.module``.

@@ -46,8 +46,7 @@ class ALIF(SpikingNeuron):
     Decays: ``beta``/``tau`` as in :class:`~surrogate_nets.neurons.LIF` (default ``tau = 2``);
     ``rho``/``tau_adapt`` likewise (``rho = 1 - 1/tau_adapt``, default ``tau_adapt = 20``).
     Learnable: ``learn_beta``, ``learn_rho`` (sigmoid), ``learn_adaptation`` (softplus: ``beta_a >
-    0``), ``learn_threshold``. Counterparts: Norse ``LSNNCell``; no built-in in snnTorch or
-    SpikingJelly.
+    0``), ``learn_threshold``. Peer equivalents: see docs/coming-from.md.
 
     Shapes: ``[T, B, ...]`` -> spikes ``[T, B, ...]``; state :class:`ALIFState`. Recordable:
     ``"s"``, ``"h"``, ``"v"``, ``"a"``. Multi-step calls run the fused

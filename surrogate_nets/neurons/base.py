@@ -78,8 +78,8 @@ def _check_unit(value, name: str, learnable: bool) -> None:
 def decay_from(beta, tau, beta_name: str, tau_name: str, default_tau: float, learnable: bool):
     r"""The decay ``beta`` from either ``beta`` or ``tau`` (``beta = 1 - 1/tau``), validated.
 
-    ``tau`` follows SpikingJelly / PLIF (Fang et al., ICCV 2021): ``H = V + (X - V)/tau`` leaks
-    by ``1/tau`` per step, i.e. ``beta = 1 - 1/tau`` and ``tau > 1``. ``beta`` follows snnTorch.
+    ``tau`` follows PLIF (Fang et al., ICCV 2021): ``H = V + (X - V)/tau`` leaks by ``1/tau``
+    per step, i.e. ``beta = 1 - 1/tau`` and ``tau > 1``; ``beta`` is the per-step decay itself.
     """
     if beta is not None and tau is not None:
         raise ValueError(f"give {beta_name} or {tau_name}, not both (got {beta_name}={beta!r}, {tau_name}={tau!r})")

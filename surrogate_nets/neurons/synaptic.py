@@ -40,11 +40,8 @@ class Synaptic(SpikingNeuron):
     ``decay = 1 - 1/tau`` (defaults ``tau_syn = tau = 2``); ``learn_alpha_syn``, ``learn_beta``
     learn them through a sigmoid, scalar or per neuron.
 
-    Counterparts: snnTorch ``Synaptic(alpha, beta)`` (``syn_t = alpha syn_{t-1} + x_t``,
-    ``mem_t = beta mem_{t-1} + syn_t - reset``, with snnTorch's delayed reset: see
-    :class:`~surrogate_nets.neurons.LIF`); Norse ``LIFCell`` (its default LIF is current-based,
-    ``v += dt tau_mem_inv (v_leak - v + i)`` then ``i`` decays and jumps by the input: a
-    different discretisation). SpikingJelly has no built-in.
+    Peer equivalents (and their different reset timing or discretisation): see
+    docs/coming-from.md.
 
     Shapes: ``[T, B, ...]`` -> spikes ``[T, B, ...]``; state :class:`SynapticState`. Recordable:
     ``"s"``, ``"h"``, ``"v"``, ``"i"``. Multi-step calls run the fused

@@ -68,8 +68,7 @@ class Sigmoid(Surrogate):
     .. math::
         P = \sigma(a x),\quad P' = a\,\sigma(a x)(1-\sigma(a x)),\quad \partial_a P = x\,\sigma(1-\sigma)
 
-    Default ``alpha = 4`` (SpikingJelly's ``surrogate.Sigmoid``; peak gradient 1). snnTorch's
-    ``sigmoid(slope=25)`` is ``alpha = 25``.
+    Default ``alpha = 4`` (peak gradient 1). Peer names and slopes: docs/coming-from.md.
     """
 
     name = "sigmoid"
@@ -98,9 +97,9 @@ class FastSigmoid(Surrogate):
 
     Default ``alpha = 2``: peak ``alpha/2 = 1``, the peak of the other families' defaults (atan 2,
     sigmoid 4, triangle 1), chosen by the surrogate study (``benchmarks/surrogate_study.py``:
-    steepness 2-8 is best on Randman and DigitEvents, 25-32 costs about one point). snnTorch's
-    ``fast_sigmoid(slope=25)`` is ``alpha = 25``; its derivative ``1/(1+a|x|)^2`` (also the paper's
-    SuperSpike, peak 1) is ours times ``2/a``: ours is normalised to integrate to 1.
+    steepness 2-8 is best on Randman and DigitEvents, 25-32 costs about one point). SuperSpike's
+    derivative ``1/(1+a|x|)^2`` (Zenke & Ganguli 2018, peak 1) is ours times ``2/a``: ours is
+    normalised to integrate to 1. Peer names and slopes: docs/coming-from.md.
     """
 
     name = "fast_sigmoid"
@@ -121,7 +120,7 @@ class FastSigmoid(Surrogate):
 
 
 class SoftSign(FastSigmoid):
-    r"""Soft-sign surrogate: the fast-sigmoid curve with SpikingJelly's default ``alpha = 2``
+    r"""Soft-sign surrogate: the fast-sigmoid curve with default ``alpha = 2``
     (since the study, also :class:`FastSigmoid`'s default; kept as its own name).
 
     .. math:: P = \tfrac12\big(1 + \mathrm{softsign}(a x)\big),\quad P' = \frac{a}{2(1+a|x|)^2}
@@ -139,7 +138,7 @@ class ATan(Surrogate):
         P' = \frac{a/2}{1 + (\frac\pi2 a x)^2},\quad
         \partial_a P = \frac{x/2}{1 + (\frac\pi2 a x)^2}
 
-    Default ``alpha = 2`` (SpikingJelly / snnTorch default; peak gradient 1).
+    Default ``alpha = 2`` (peak gradient 1).
     """
 
     name = "atan"
@@ -206,7 +205,7 @@ class Gaussian(Surrogate):
 
 
 class Erf(Surrogate):
-    r"""Error-function surrogate (SpikingJelly's ``surrogate.Erf``; Esser et al. 2015 style).
+    r"""Error-function surrogate (Esser et al. 2015 style).
 
     .. math::
         P = \tfrac12\,\mathrm{erfc}(-a x),\quad P' = \frac{a}{\sqrt\pi} e^{-a^2x^2},\quad
@@ -235,7 +234,7 @@ class Exponential(Surrogate):
         P = \begin{cases}\tfrac12 e^{a x} & x < 0\\ 1 - \tfrac12 e^{-a x} & x \ge 0\end{cases},\quad
         P' = \tfrac a2 e^{-a|x|},\quad \partial_a P = \tfrac{|x|}{2} e^{-a|x|}\,\mathrm{sign}(x)
 
-    Default ``alpha = 1`` (SpikingJelly's ``PiecewiseExp``).
+    Default ``alpha = 1``. Peer names: docs/coming-from.md.
     """
 
     name = "exponential"
