@@ -372,6 +372,9 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
             dist_mod.barrier(info)
         return history
     finally:
+        # DDP's reducer holds the process group: drop the wrapper (and any cycle through it) so
+        # the group's gloo threads end here, not during interpreter shutdown (a SIGABRT there).
+        train_model = None  # noqa: F841
         dist_mod.teardown(info)
 
 
