@@ -87,12 +87,6 @@ def build_model(channels: int = 32, conv_layers: int = 5, size: int = 128,
     )
 
 
-def plot_frames(dataset, path, steps: int = 8) -> str:
-    """The first recording as ON (red) / OFF (blue) frames."""
-    return common.plot_event_frames(dataset, path, "DVS128 Gesture recording, class {}", steps,
-                                    size=(2.0, 2.3))
-
-
 def main(argv=None) -> int:
     ap = common.parser(__doc__.splitlines()[0], time_steps=16, epochs=64, batch_size=16,
                        lr=1e-3, out="runs/dvs_gesture")
@@ -103,8 +97,9 @@ def main(argv=None) -> int:
         args, "dvsgesture", "DVS128 Gesture",
         lambda: build_model(args.channels, args.conv_layers),
         losses.CountMSE(correct_rate=1.0, incorrect_rate=0.0),
-        plot=lambda model, test_set: plot_frames(
-            test_set, os.path.join(args.out, "dvs_gesture_frames.png")))
+        plot=lambda model, test_set: common.plot_event_frames(   # ON (red) / OFF (blue) frames
+            test_set, os.path.join(args.out, "dvs_gesture_frames.png"),
+            "DVS128 Gesture recording, class {}", size=(2.0, 2.3)))
 
 
 if __name__ == "__main__":

@@ -60,12 +60,6 @@ def build_model(channels: int = 16, tau: float = 2.0) -> layers.Sequential:
     )
 
 
-def plot_frames(dataset, path, steps: int = 8) -> str:
-    """The first recording as ON (red) / OFF (blue) frames."""
-    return common.plot_event_frames(dataset, path, "N-MNIST recording of digit {}", steps,
-                                    size=(1.6, 2.0))
-
-
 def main(argv=None) -> int:
     ap = common.parser(__doc__.splitlines()[0], time_steps=16, epochs=3, batch_size=64,
                        lr=2e-3, out="runs/nmnist")
@@ -76,8 +70,9 @@ def main(argv=None) -> int:
     return common.run(
         args, "nmnist", "N-MNIST", lambda: build_model(args.channels), losses.get("membrane-ce"),
         data_kw=dict(first_saccade_only=args.first_saccade_only),
-        plot=lambda model, test_set: plot_frames(
-            test_set, os.path.join(args.out, "nmnist_frames.png")))
+        plot=lambda model, test_set: common.plot_event_frames(   # ON (red) / OFF (blue) frames
+            test_set, os.path.join(args.out, "nmnist_frames.png"), "N-MNIST recording of digit {}",
+            size=(1.6, 2.0)))
 
 
 if __name__ == "__main__":
