@@ -33,7 +33,7 @@ from .._validate import (
     check_time_major, describe,
 )
 from ..functional import backends as _backends
-from ..functional.spike import RESET_MODES
+from ..functional.spike import RESET_MODES, reset_membrane
 from ..surrogate import Surrogate, resolve_surrogate
 from ..surrogate.helpers import auto_scale_numel
 from .parametrize import THRESHOLD_FLOOR, Constrained, as_param_tensor, is_learnable, register_constrained
@@ -359,6 +359,15 @@ class SpikingNeuron(BaseNeuron):
     def _spike_kw(self) -> dict:
         return dict(surrogate=self.surrogate, reset=self.reset_mode, detach_reset=self.detach_reset,
                     levels=self.levels)
+
+    def _scan_traces(self, keys, r, threshold, **extra) -> dict:
+        """The recorded traces ``keys`` of a fused scan result ``r``: ``"s"``, ``"h"``, the
+        ``extra`` ones, and ``"v"``, the membrane after the reset, recomputed from ``r.h``,
+        ``r.spikes`` and ``threshold``."""
+        ready = dict(s=r.spikes, h=r.h, **extra)
+        return {k: reset_membrane(r.h, r.spikes, threshold, self.reset_mode, self.detach_reset,
+                                  self.levels, self.surrogate) if k == "v" else ready[k]
+                for k in keys}
 
     def extra_repr(self) -> str:
         th = self.threshold.detach()

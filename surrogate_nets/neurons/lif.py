@@ -7,7 +7,6 @@ from typing import NamedTuple, Union
 import torch
 
 from ..functional.lif import _lif_scan_unchecked, lif_step
-from ..functional.spike import reset_membrane
 from ..surrogate import alpha_for
 from .base import SpikingNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
@@ -101,16 +100,7 @@ class LIF(SpikingNeuron):
         r = _lif_scan_unchecked(x, state.v, p["beta"], p["threshold"], alpha, self.surrogate,
                                 self.reset_mode, self.detach_reset, self.decay_input, self.levels,
                                 self.backend)
-        traces = {}
-        for k in keys:
-            if k == "s":
-                traces[k] = r.spikes
-            elif k == "h":
-                traces[k] = r.h
-            elif k == "v":
-                traces[k] = reset_membrane(r.h, r.spikes, p["threshold"], self.reset_mode,
-                                           self.detach_reset, self.levels, self.surrogate)
-        return r.spikes, LIFState(r.v), traces
+        return r.spikes, LIFState(r.v), self._scan_traces(keys, r, p["threshold"])
 
     def extra_repr(self) -> str:
         parts = [_fmt(self, "beta")]

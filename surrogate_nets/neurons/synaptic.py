@@ -7,7 +7,6 @@ from typing import NamedTuple
 import torch
 
 from ..functional import backends as _backends
-from ..functional.spike import reset_membrane
 from ..functional.synaptic import synaptic_step
 from ..surrogate import alpha_for
 from .base import SpikingNeuron, _fmt, check_scan_backend
@@ -81,15 +80,8 @@ class Synaptic(SpikingNeuron):
         r = _backends.dispatch(
             "synaptic", self.backend, x=x, i0=state.i, v0=state.v, alpha_syn=p["alpha_syn"],
             beta=p["beta"], threshold=p["threshold"], alpha=alpha_for(self.surrogate, x[0], "x[0]"),
-            surrogate=self.surrogate, reset=self.reset_mode, detach_reset=self.detach_reset,
-            decay_input=self.decay_input, levels=self.levels, relaxed=False)
-        traces = {}
-        for k in keys:
-            if k == "v":
-                traces[k] = reset_membrane(r.h, r.spikes, p["threshold"], self.reset_mode,
-                                           self.detach_reset, self.levels, self.surrogate)
-            else:
-                traces[k] = {"s": r.spikes, "h": r.h, "i": r.i}[k]
+            decay_input=self.decay_input, relaxed=False, **self._spike_kw())
+        traces = self._scan_traces(keys, r, p["threshold"], i=r.i)
         return r.spikes, SynapticState(r.i[-1].clone(), r.v), traces
 
     def extra_repr(self) -> str:
