@@ -37,6 +37,7 @@ import sys
 import time
 
 import torch
+from tqdm import tqdm
 
 try:
     import surrogate_nets  # noqa: F401
@@ -45,11 +46,6 @@ except ImportError:  # running from a checkout without installing: use the repos
 
 from surrogate_nets.layers import DelayedLinear, SynapticDelay
 
-try:
-    from tqdm import tqdm
-except ImportError:  # pragma: no cover
-    def tqdm(it, **_):
-        return it
 
 
 def make_rows(n_in, n_out, D):

@@ -1,5 +1,6 @@
-"""Shared command line and data loading of the recorded-data-set examples (nmnist_tonic.py,
-shd.py, dvs_gesture.py), so the three scripts take the same options and read the same way.
+"""Shared command line, data loading and training driver of the recorded-data-set examples
+(nmnist_tonic.py, shd.py, dvs_gesture.py; streaming_inference.py uses the options and loading), so
+the scripts take the same options, read the same way and report the same lines.
 
 Every option maps onto a keyword of :func:`surrogate_nets.data.get_dataset`:
 
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -108,6 +110,19 @@ def load_splits(name: str, args, **fixed):
     return tuple(sets)
 
 
+def open_splits(name: str, label: str, args, **fixed):
+    """:func:`load_splits`, printing ``"<label>: N train / M test recordings"``; ``None`` after
+    printing get_dataset's message (it names the files, the URL and the md5) when the data set is
+    missing."""
+    try:
+        train_set, test_set = load_splits(name, args, **fixed)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    print(f"{label}: {len(train_set)} train / {len(test_set)} test recordings")
+    return train_set, test_set
+
+
 def _padded(batch):
     x, y, _lengths = data.collate_padded(batch)   # zero frames after the end: no input
     return x, y
@@ -132,6 +147,46 @@ def fit(model, loss, train_loader, test_loader, args, **kw):
                      device=args.device, out_dir=args.out, resume=args.resume,
                      overwrite=not args.resume, seed=args.seed, progress=not args.no_progress,
                      config=config, **kw)
+
+
+def run(args, name: str, label: str, build, loss, *, data_kw=None, plot=None, **fit_kw) -> int:
+    """The driver of the recorded-data-set examples: load data set ``name`` (exit status 2 with
+    get_dataset's message, which names the files, the URL and the md5, when it is missing), train
+    ``build()`` (called after seeding with ``--seed``) with ``loss`` by :func:`fit` (``fit_kw``:
+    extra ``train.fit`` keywords), print the test accuracy and, when matplotlib is there, write
+    ``plot(model, test_set)`` (a PNG path). ``data_kw``: data-set specific get_dataset keywords."""
+    t0 = time.perf_counter()
+    sets = open_splits(name, label, args, **(data_kw or {}))
+    if sets is None:
+        return 2
+    train_set, test_set = sets
+    train_loader, test_loader = loaders(train_set, test_set, args)
+    torch.manual_seed(args.seed)
+    model = build()
+    history = fit(model, loss, train_loader, test_loader, args, **fit_kw)
+    print(f"test accuracy {100 * history.last['test_acc']:.1f}% after {args.epochs} epochs in "
+          f"{time.perf_counter() - t0:.0f} s; outputs in {args.out}")
+    if plot is not None and have_matplotlib():
+        print("wrote", plot(model, test_set))
+    return 0
+
+
+def plot_event_frames(dataset, path, title: str, steps: int = 8, size=(1.6, 2.0)) -> str:
+    """The first recording of ``dataset`` (frames ``[T, 2, H, W]``) as ON (red) / OFF (blue)
+    frames, ``steps`` of them evenly spaced; ``title`` is formatted with the label, ``size`` is
+    one frame's (width, height) in inches."""
+    import matplotlib.pyplot as plt
+
+    x, label = dataset[0]
+    idx = torch.linspace(0, x.shape[0] - 1, min(steps, x.shape[0])).round().long()
+    fig, axes = plt.subplots(1, len(idx), figsize=(size[0] * len(idx), size[1]), squeeze=False)
+    for ax, t in zip(axes[0], idx.tolist()):
+        on, off = x[t, 1].clamp(max=1), x[t, 0].clamp(max=1)
+        ax.imshow(torch.stack([on, torch.zeros_like(on), off], -1).numpy())
+        ax.set_title(f"t = {t}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title.format(int(label)), fontsize=9)
+    return save_figure(fig, path)
 
 
 def save_figure(fig, path) -> str:

@@ -50,6 +50,7 @@ import time
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 try:
     import surrogate_nets  # noqa: F401
@@ -61,11 +62,6 @@ from surrogate_nets.data.timing import relative_timing
 from surrogate_nets.layers import DelayedLinear, DelayWidthSchedule
 from surrogate_nets.neurons import LIF
 
-try:
-    from tqdm import tqdm
-except ImportError:  # pragma: no cover
-    def tqdm(it, **_):
-        return it
 
 
 def build(delays: bool, hidden: int, max_delay: int, kernel: str) -> layers.Sequential:

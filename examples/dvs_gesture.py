@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
-import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -89,46 +87,19 @@ def build_model(channels: int = 32, conv_layers: int = 5, size: int = 128,
     )
 
 
-def plot_frames(dataset, path, steps: int = 8) -> str:
-    """The first recording as ON (red) / OFF (blue) frames."""
-    import matplotlib.pyplot as plt
-
-    x, label = dataset[0]
-    idx = torch.linspace(0, x.shape[0] - 1, min(steps, x.shape[0])).round().long()
-    fig, axes = plt.subplots(1, len(idx), figsize=(2 * len(idx), 2.3), squeeze=False)
-    for ax, t in zip(axes[0], idx.tolist()):
-        on, off = x[t, 1].clamp(max=1), x[t, 0].clamp(max=1)
-        ax.imshow(torch.stack([on, torch.zeros_like(on), off], -1).numpy())
-        ax.set_title(f"t = {t}", fontsize=8)
-        ax.axis("off")
-    fig.suptitle(f"DVS128 Gesture recording, class {int(label)}", fontsize=9)
-    return common.save_figure(fig, path)
-
-
 def main(argv=None) -> int:
     ap = common.parser(__doc__.splitlines()[0], time_steps=16, epochs=64, batch_size=16,
                        lr=1e-3, out="runs/dvs_gesture")
     ap.add_argument("--channels", type=int, default=32, help="conv channels C (paper: 128)")
     ap.add_argument("--conv-layers", type=int, default=5)
     args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        train_set, test_set = common.load_splits("dvsgesture", args)
-    except FileNotFoundError as err:   # names the folders, the URL and the md5
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"DVS128 Gesture: {len(train_set)} train / {len(test_set)} test recordings")
-
-    train_loader, test_loader = common.loaders(train_set, test_set, args)
-    torch.manual_seed(args.seed)
-    model = build_model(args.channels, args.conv_layers)
-    loss = losses.CountMSE(correct_rate=1.0, incorrect_rate=0.0)
-    history = common.fit(model, loss, train_loader, test_loader, args)
-    print(f"test accuracy {100 * history.last['test_acc']:.1f}% after {args.epochs} epochs in "
-          f"{time.perf_counter() - t0:.0f} s; outputs in {args.out}")
-    if common.have_matplotlib():
-        print("wrote", plot_frames(test_set, os.path.join(args.out, "dvs_gesture_frames.png")))
-    return 0
+    return common.run(
+        args, "dvsgesture", "DVS128 Gesture",
+        lambda: build_model(args.channels, args.conv_layers),
+        losses.CountMSE(correct_rate=1.0, incorrect_rate=0.0),
+        plot=lambda model, test_set: common.plot_event_frames(   # ON (red) / OFF (blue) frames
+            test_set, os.path.join(args.out, "dvs_gesture_frames.png"),
+            "DVS128 Gesture recording, class {}", size=(2.0, 2.3)))
 
 
 if __name__ == "__main__":

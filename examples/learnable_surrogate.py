@@ -75,10 +75,12 @@ def plot_shapes(path: str) -> None:
     palette = (list(plt.get_cmap("tab10").colors) + ["black"]
                + list(plt.get_cmap("tab20").colors[1::2]))
     colours = [palette[i % len(palette)] for i in range(len(names))]
-    # the boxcar families coincide at their default alpha: draw straight_through wide and pale
-    # underneath, rectangle thin and dashed on top, so both stay visible
+    # pairs that coincide at their default alpha (the boxcars; fast_sigmoid and softsign, both
+    # alpha 2): draw the first wide and pale underneath, the second thin and dashed on top
     styles = {"straight_through": dict(lw=4, alpha=0.35, zorder=1),
-              "rectangle": dict(lw=1.3, ls="--", zorder=3)}
+              "rectangle": dict(lw=1.3, ls="--", zorder=3),
+              "fast_sigmoid": dict(lw=4, alpha=0.35, zorder=1),
+              "softsign": dict(lw=1.3, ls="--", zorder=3)}
     for name, colour in zip(names, colours):
         sg = surrogate.get(name)                     # each family at its default alpha
         label = f"{name} (alpha={float(sg.alpha):g})"
@@ -91,7 +93,7 @@ def plot_shapes(path: str) -> None:
     for ax in (ax_p, ax_d):
         ax.set_xlabel("x = v - threshold")
         ax.grid(alpha=0.3)
-    ax_d.set_ylim(0, 2.0)  # fast_sigmoid (alpha=25) peaks at alpha/2 = 12.5, off the scale
+    ax_d.set_ylim(0, 2.0)  # at their default alpha every family peaks at <= 1.66 (dspike; most at 1)
     ax_d.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -14,6 +14,7 @@ does not).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 
 import torch
@@ -24,6 +25,10 @@ from surrogate_nets import layers, neurons
 from surrogate_nets import nir as snir
 from surrogate_nets.data import DigitEvents
 from surrogate_nets.stats import activity_stats
+
+
+PEERS = (("snnTorch", "snntorch.import_nir"),
+         ("SpikingJelly", "spikingjelly.activation_based.nir_exchange"))   # (name, NIR module)
 
 
 def build():
@@ -92,22 +97,16 @@ def main(argv=None):
     print(f"surrogate_nets -> NIR -> surrogate_nets: output spike agreement {agreement(back, ours):.6f}")
     rasters = {"surrogate_nets": ours, "NIR -> surrogate_nets": back}
 
-    try:
-        from snntorch.import_nir import import_from_nir
-        with torch.no_grad():
-            sn = run_stepwise(import_from_nir(nir.read(path)), xte)
-        print(f"surrogate_nets -> NIR -> snnTorch:       output spike agreement {agreement(sn, ours):.6f}")
-        rasters["NIR -> snnTorch"] = sn
-    except ImportError as e:
-        print(f"snnTorch not available ({e})")
-    try:
-        from spikingjelly.activation_based.nir_exchange import import_from_nir as sj_import
-        with torch.no_grad():
-            sj = run_stepwise(sj_import(nir.read(path)), xte)
-        print(f"surrogate_nets -> NIR -> SpikingJelly:   output spike agreement {agreement(sj, ours):.6f}")
-        rasters["NIR -> SpikingJelly"] = sj
-    except ImportError as e:
-        print(f"SpikingJelly not available ({e})")
+    for peer, module in PEERS:
+        try:
+            import_from_nir = importlib.import_module(module).import_from_nir
+            with torch.no_grad():
+                out = run_stepwise(import_from_nir(nir.read(path)), xte)
+        except ImportError as e:
+            print(f"{peer} not available ({e})")
+            continue
+        print(f"surrogate_nets -> NIR -> {peer + ':':16}output spike agreement {agreement(out, ours):.6f}")
+        rasters[f"NIR -> {peer}"] = out
     plot(rasters, int(yte[0]), os.path.join(a.out, "spikes.png"))
 
 

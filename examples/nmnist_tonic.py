@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
-import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,22 +60,6 @@ def build_model(channels: int = 16, tau: float = 2.0) -> layers.Sequential:
     )
 
 
-def plot_frames(dataset, path, steps: int = 8) -> str:
-    """The first recording as ON (red) / OFF (blue) frames."""
-    import matplotlib.pyplot as plt
-
-    x, label = dataset[0]
-    idx = torch.linspace(0, x.shape[0] - 1, min(steps, x.shape[0])).round().long()
-    fig, axes = plt.subplots(1, len(idx), figsize=(1.6 * len(idx), 2), squeeze=False)
-    for ax, t in zip(axes[0], idx.tolist()):
-        on, off = x[t, 1].clamp(max=1), x[t, 0].clamp(max=1)
-        ax.imshow(torch.stack([on, torch.zeros_like(on), off], -1).numpy())
-        ax.set_title(f"t = {t}", fontsize=8)
-        ax.axis("off")
-    fig.suptitle(f"N-MNIST recording of digit {int(label)}", fontsize=9)
-    return common.save_figure(fig, path)
-
-
 def main(argv=None) -> int:
     ap = common.parser(__doc__.splitlines()[0], time_steps=16, epochs=3, batch_size=64,
                        lr=2e-3, out="runs/nmnist")
@@ -85,24 +67,12 @@ def main(argv=None) -> int:
     ap.add_argument("--first-saccade-only", action="store_true",
                     help="keep the first of the three saccades (a third of the events)")
     args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        train_set, test_set = common.load_splits("nmnist", args,
-                                                 first_saccade_only=args.first_saccade_only)
-    except FileNotFoundError as err:   # names the folders, the URL and the md5
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"N-MNIST: {len(train_set)} train / {len(test_set)} test recordings")
-
-    train_loader, test_loader = common.loaders(train_set, test_set, args)
-    torch.manual_seed(args.seed)
-    history = common.fit(build_model(args.channels), losses.get("membrane-ce"), train_loader,
-                         test_loader, args)
-    print(f"test accuracy {100 * history.last['test_acc']:.1f}% after {args.epochs} epochs in "
-          f"{time.perf_counter() - t0:.0f} s; outputs in {args.out}")
-    if common.have_matplotlib():
-        print("wrote", plot_frames(test_set, os.path.join(args.out, "nmnist_frames.png")))
-    return 0
+    return common.run(
+        args, "nmnist", "N-MNIST", lambda: build_model(args.channels), losses.get("membrane-ce"),
+        data_kw=dict(first_saccade_only=args.first_saccade_only),
+        plot=lambda model, test_set: common.plot_event_frames(   # ON (red) / OFF (blue) frames
+            test_set, os.path.join(args.out, "nmnist_frames.png"), "N-MNIST recording of digit {}",
+            size=(1.6, 2.0)))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import torch
 from torch import nn
@@ -141,27 +140,18 @@ def main(argv=None) -> int:
     ap.add_argument("--duration-ms", type=int, default=1000,
                     help="fixed window binned into --time-steps frames (--frames time)")
     args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        train_set, test_set = common.load_splits("shd", args,
-                                                 duration_us=1000 * args.duration_ms)
-    except FileNotFoundError as err:   # names the file, the URL and the md5
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"SHD: {len(train_set)} train / {len(test_set)} test recordings")
+    initial = {}   # the time constants before training, for the plot
 
-    train_loader, test_loader = common.loaders(train_set, test_set, args)
-    torch.manual_seed(args.seed)
-    model = build_model(args.neuron, args.hidden, args.tau, args.tau_syn)
-    before = time_constants(model)
-    history = common.fit(model, losses.get("membrane-ce"), train_loader, test_loader, args,
-                         grad_clip=1.0)
-    print(f"test accuracy {100 * history.last['test_acc']:.1f}% after {args.epochs} epochs in "
-          f"{time.perf_counter() - t0:.0f} s; outputs in {args.out}")
-    if common.have_matplotlib():
-        print("wrote", plot_taus(before, time_constants(model), os.path.join(args.out,
-                                                                              "shd_tau.png")))
-    return 0
+    def build():
+        model = build_model(args.neuron, args.hidden, args.tau, args.tau_syn)
+        initial.update(time_constants(model))
+        return model
+
+    return common.run(
+        args, "shd", "SHD", build, losses.get("membrane-ce"),
+        data_kw=dict(duration_us=1000 * args.duration_ms), grad_clip=1.0,
+        plot=lambda model, test_set: plot_taus(initial, time_constants(model),
+                                               os.path.join(args.out, "shd_tau.png")))
 
 
 if __name__ == "__main__":

@@ -216,12 +216,10 @@ def main(argv=None) -> int:
         ap.error("streaming here uses a fixed number of frames; --events-per-frame does not apply")
     torch.set_num_threads(1)   # small layers: threads only add overhead (and keep runs exact)
     t0 = time.perf_counter()
-    try:
-        train_set, test_set = common.load_splits(args.dataset, args)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
+    sets = common.open_splits(args.dataset, args.dataset, args)
+    if sets is None:
         return 2
-    print(f"{args.dataset}: {len(train_set)} train / {len(test_set)} test recordings")
+    train_set, test_set = sets
     train_loader, test_loader = common.loaders(train_set, test_set, args)
 
     torch.manual_seed(args.seed)

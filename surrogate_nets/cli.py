@@ -30,7 +30,6 @@ message names the option), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -93,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
             kw["type"] = _parser_type(check, flag)  # loss/surrogate: checked in resolve (exit 2)
         if m["metavar"]:
             kw["metavar"] = m["metavar"]
+        if m.get("const") is not None:
+            kw.update(nargs="?", const=m["const"])
         groups[m["group"]].add_argument(flag, **kw)
 
     t.add_argument("--config", default=None, metavar="FILE.toml",
@@ -124,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "--trust-checkpoint-code, when it is not a built-in)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    e.add_argument("--stats", action="store_true",
+                   help="also print the activity table of the test set: per-layer firing rate, "
+                        "sparsity, SynOps vs MACs and an energy estimate (surrogate_nets.stats)")
+    e.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="cache the frames of a recorded data set on disk under DIR")
     _trust_flag(e)
     return parser
 
@@ -240,7 +246,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   command="train", version=__version__)
     if _is_main_process():
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"{cfg.dataset}: input {tuple(data.input_shape)} x T={cfg.time_steps}, "
+        steps = cfg.time_steps or f"variable ({cfg.events_per_frame} events per frame)"
+        print(f"{cfg.dataset}: input {tuple(data.input_shape)} x T={steps}, "
               f"{data.num_classes} classes; model {cfg.model} ({cfg.neuron}, readout "
               f"{config['readout_resolved']}, {n_params} parameters); loss {cfg.loss}; "
               f"out {args.out}", flush=True)
@@ -257,7 +264,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                   device=cfg.device, grad_clip=cfg.grad_clip, amp=cfg.amp, out_dir=args.out,
                   resume=args.resume, overwrite=args.overwrite, seed=cfg.seed,
                   progress=not args.no_progress, verbose=True, config=config,
-                  plot=not args.no_plots, callbacks=callbacks)
+                  plot=not args.no_plots, callbacks=callbacks, stats=cfg.stats_every_epoch)
     if _is_main_process() and history.records:
         last = history.last
         acc = last.get("test_acc")
@@ -281,57 +288,9 @@ def _pct(best):
     return f"{100 * v:.2f}%" if best["metric"].endswith("acc") else f"{v:.4g}"
 
 
-_EVAL_REQUIRED = ("dataset", "model", "neuron", "surrogate", "alpha", "learn_alpha", "tau", "hidden",
-                  "layers", "loss", "loss_kw", "time_steps", "weight_bits", "act_bits", "seed",
-                  "limit_test", "batch_size", "readout")
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .train import (CheckpointError, OptionError, RunConfig, build_run, enable_recording,
-                        evaluate, load_checkpoint, load_model_state, resolve_device)
-
-    ck = load_checkpoint(args.checkpoint)
-    stored = ck["config"]
-    missing = [k for k in _EVAL_REQUIRED if k not in stored]
-    if missing:
-        raise CheckpointError(
-            f"checkpoint {args.checkpoint!r} has no usable command-line configuration (missing "
-            f"{missing}); 'eval' needs a checkpoint written by 'surrogate-nets train' (for one "
-            f"written by train.fit from Python, rebuild the model and call train.evaluate)")
-    _check_stored_loss(stored.get("loss"), args.loss, args.trust_checkpoint_code,
-                       f"checkpoint {args.checkpoint!r}")
-    stored = dict(stored, readout=stored.get("readout_resolved", stored["readout"]),
-                  limit_train=None)
-    try:
-        cfg = RunConfig.resolve({"data_dir": args.data_dir if args.data_dir is not None
-                                 else stored.get("data_dir")}, stored)
-        model, loss, data = build_run(cfg, train=False, test=True, test_batch_size=args.batch_size)
-    except (OptionError, ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {args.checkpoint!r}: its stored configuration cannot be "
-                              f"rebuilt by this version of surrogate_nets: {e}") from e
-    if list(stored.get("input_shape", data.input_shape)) != list(data.input_shape):
-        raise CheckpointError(f"checkpoint {args.checkpoint!r} was trained on inputs of shape "
-                              f"{stored['input_shape']}, the data now give {list(data.input_shape)}")
-    load_model_state(model, ck["model"], f"checkpoint {args.checkpoint!r}")
-    device = resolve_device(args.device)
-    model.to(device)
-    enable_recording(model)
-    res = evaluate(model, data.test, loss.to(device), device=device, progress=not args.no_progress)
-    rec = next((r for r in reversed(ck.get("history") or []) if r.get("epoch") == ck["epoch"]), None)
-    stored_acc = rec.get("test_acc") if rec else None
-    res.update(checkpoint=str(args.checkpoint), epoch=ck["epoch"], stored_test_acc=stored_acc)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        acc = res["acc"]
-        line = f"test accuracy {100 * acc:.2f}% on {res['samples']} samples" if acc is not None \
-            else f"evaluated {res['samples']} samples"
-        if res.get("loss") is not None:
-            line += f", loss {res['loss']:.4f}"
-        if stored_acc is not None:
-            line += f" (recorded at epoch {ck['epoch']}: {100 * stored_acc:.2f}%)"
-        print(line)
-    return 0
+    from ._cli_eval import cmd_eval as run
+    return run(args)
 
 
 # ------------------------------------------------------------------------------ deprecated aliases

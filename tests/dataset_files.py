@@ -71,8 +71,6 @@ def make_shd(root, n: int = 3, splits=("train", "test"), seed: int = 1, labels=N
     (ragged float32 seconds), ``spikes/units`` (ragged uint16 channel 0..699), ``labels``
     (uint16 0..19), ``extra/keys``, ``extra/speaker``. Returns ``{split: (times, units, labels)}``.
     """
-    import h5py
-
     rng = np.random.default_rng(seed)
     folder = Path(root) / "SHD"
     folder.mkdir(parents=True, exist_ok=True)
@@ -83,16 +81,25 @@ def make_shd(root, n: int = 3, splits=("train", "test"), seed: int = 1, labels=N
         units = [rng.integers(0, 700, len(ti)).astype(np.uint16) for ti in times]
         lab = (np.asarray(labels, dtype=np.uint16) if labels is not None
                else (np.arange(n) % 20).astype(np.uint16))
-        with h5py.File(folder / f"shd_{split}.h5", "w") as f:
-            f.create_dataset("spikes/times", data=np.array(times, dtype=object),
-                             dtype=h5py.vlen_dtype(np.float32))
-            f.create_dataset("spikes/units", data=np.array(units, dtype=object),
-                             dtype=h5py.vlen_dtype(np.uint16))
-            f.create_dataset("labels", data=lab)
-            f.create_dataset("extra/keys", data=np.array([b"digit-%d" % i for i in range(20)]))
-            f.create_dataset("extra/speaker", data=np.arange(n, dtype=np.uint16))
+        write_shd_h5(folder / f"shd_{split}.h5", times, units, lab, np.arange(n, dtype=np.uint16))
         out[split] = (times, units, lab)
     return out
+
+
+def write_shd_h5(path, times, units, labels, speaker):
+    """One SHD file in the layout of the published ones: ``spikes/times`` (ragged float32
+    seconds), ``spikes/units`` (ragged uint16 channel 0..699), ``labels``, ``extra/keys``,
+    ``extra/speaker``."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spikes/times", data=np.array(times, dtype=object),
+                         dtype=h5py.vlen_dtype(np.float32))
+        f.create_dataset("spikes/units", data=np.array(units, dtype=object),
+                         dtype=h5py.vlen_dtype(np.uint16))
+        f.create_dataset("labels", data=labels)
+        f.create_dataset("extra/keys", data=np.array([b"digit-%d" % i for i in range(20)]))
+        f.create_dataset("extra/speaker", data=speaker)
 
 
 def make_dvsgesture(root, users=range(1, 11), labels=range(11), splits=("train", "test"),

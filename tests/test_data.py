@@ -34,7 +34,9 @@ from surrogate_nets.data import (
 tonic = pytest.importorskip("tonic")
 h5py = pytest.importorskip("h5py")
 
-from dataset_files import link_up_to, make_dvsgesture, make_nmnist, make_shd  # noqa: E402
+from dataset_files import (  # noqa: E402
+    link_up_to, make_dvsgesture, make_nmnist, make_shd, write_shd_h5,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,14 +411,7 @@ def test_shd_real_format(tmp_path):
     times = [np.sort(rng.random(n)).astype(np.float32) for n in (30, 5, 12)]
     units = [rng.integers(0, 700, len(ti)).astype(np.uint16) for ti in times]
     labels = np.array([3, 19, 0], dtype=np.uint16)
-    with h5py.File(folder / "shd_train.h5", "w") as f:
-        f.create_dataset("spikes/times", data=np.array(times, dtype=object),
-                         dtype=h5py.vlen_dtype(np.float32))
-        f.create_dataset("spikes/units", data=np.array(units, dtype=object),
-                         dtype=h5py.vlen_dtype(np.uint16))
-        f.create_dataset("labels", data=labels)
-        f.create_dataset("extra/keys", data=np.array([b"digit-%d" % i for i in range(20)]))
-        f.create_dataset("extra/speaker", data=np.array([1, 2, 3], dtype=np.uint16))
+    write_shd_h5(folder / "shd_train.h5", times, units, labels, np.array([1, 2, 3], dtype=np.uint16))
     ds = get_dataset("shd", data_dir=tmp_path, train=True)
     assert len(ds) == 3
     ev, label = ds[1]
@@ -444,19 +439,8 @@ def test_shd_real_format(tmp_path):
 
 def test_dvsgesture_real_format(tmp_path):
     """``<root>/DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy``, 110 files."""
-    base = tmp_path / "DVSGesture" / "ibmGestureTrain"
-    rng = np.random.default_rng(2)
-    first = None
-    for user in range(1, 11):
-        folder = base / f"user{user:02d}_fluorescent_led"
-        folder.mkdir(parents=True)
-        for label in range(11):
-            n = 20 + label
-            arr = np.stack([rng.integers(0, 128, n), rng.integers(0, 128, n),
-                            rng.integers(0, 2, n), np.sort(rng.integers(0, 6000, n))], axis=1)
-            np.save(folder / f"{label}.npy", arr.astype(np.int64))
-            if first is None:
-                first = (folder / f"{label}.npy", arr)
+    written = make_dvsgesture(tmp_path, splits=("train",))   # 10 users x 11 gestures, 20 + label events
+    first = next(iter(written.items()))                       # user01, gesture 0
     ds = get_dataset("dvsgesture", data_dir=tmp_path)
     assert len(ds) == 110
     idx = ds.data.index(str(first[0]))

@@ -53,7 +53,8 @@ class EventCamera:
         >>> cam = EventCamera(contrast_threshold=0.3, noise_rate_hz=0.0)
         >>> frames = np.zeros((11, 1, 4, 4)); frames[5:, :, 1, 1] = 1.0   # [K+1, N, H, W]
         >>> events, offsets = cam.record(frames, step_us=1000)
-        >>> events[["x", "y", "p"]][:1].tolist()
+        >>> first = events[:1]
+        >>> first[["x", "y", "p"]].tolist()
         [(1, 1, True)]
     """
 

@@ -55,9 +55,9 @@ def latency(x: torch.Tensor, T: int, tau: float = 5.0, threshold: float = 0.01,
     spike lands on step ``T-1``:
 
     * RC: :math:`t^* = (T-1)\,\ln\frac{x}{x-\theta} \big/ \ln\frac{\theta+\epsilon}{\epsilon}`,
-      the latest time being that of :math:`x = \theta + \epsilon` (same semantics as snnTorch's
-      ``spikegen.latency(normalize=True)``; a small :math:`\theta` compresses most inputs onto
-      the first steps, raise ``threshold`` or ``epsilon`` to spread them);
+      the latest time being that of :math:`x = \theta + \epsilon` (a small :math:`\theta`
+      compresses most inputs onto the first steps, raise ``threshold`` or ``epsilon`` to spread
+      them);
     * linear: :math:`t^* = (T-1)(1 - x)`, so ``x = 1`` fires at 0 and ``x -> 0`` at ``T-1``;
 
     and :math:`t^*` is capped at ``T-1``, so every active element fires inside the window.

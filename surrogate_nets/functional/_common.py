@@ -1,5 +1,5 @@
 """Deprecated location of the surrogate helpers: use :mod:`surrogate_nets.surrogate` instead."""
 
-from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ..surrogate.helpers import alpha_for, alpha_grad, auto_numel, auto_scale_numel, resolve_surrogate
 
-__all__ = ["resolve_surrogate", "alpha_for", "alpha_grad"]
+__all__ = ["resolve_surrogate", "alpha_for", "alpha_grad", "auto_scale_numel", "auto_numel"]

@@ -1,14 +1,15 @@
 """A base for the ``forward`` + ``setup_context`` autograd Functions without the per-call signature cost.
 
 ``torch.autograd.Function.apply`` binds the arguments against ``inspect.signature(forward)`` on
-every call once ``setup_context`` is defined (about 60 us on CPU: a third of a small spike's
-forward). When no ``torch.func`` transform is active and every argument of ``forward`` is given
-positionally there is nothing to bind, so :class:`FunctionalFunction` goes straight to the C++
-``apply``; otherwise (``torch.func.grad``/``vmap``, keyword or defaulted arguments) it takes the
-standard path.
+every call once ``setup_context`` is defined. When no ``torch.func`` transform is active and
+every argument of ``forward`` is given positionally there is nothing to bind, so
+:class:`FunctionalFunction` goes straight to the C++ ``apply``; otherwise
+(``torch.func.grad``/``vmap``, keyword or defaulted arguments) it takes the standard path.
 """
 
 from __future__ import annotations
+
+# Why: the signature binding costs about 60 us per call on CPU, a third of a small spike's forward.
 
 import inspect
 

@@ -10,6 +10,7 @@ from .._validate import (
     check_broadcast, check_choice, check_float_tensor, check_in_range, check_int, check_positive,
     check_same_device, describe,
 )
+from ..surrogate.helpers import alpha_for, resolve_surrogate
 from .spike import RESET_MODES
 
 
@@ -92,3 +93,17 @@ def initial_state(v0, x: torch.Tensor, name: str) -> torch.Tensor:
         raise ValueError(f"{name} must have shape x.shape[1:] = {tuple(x.shape[1:])}, got {describe(v0)}")
     check_same_device(v0, name, x, "x")
     return v0
+
+
+def scan_config(x: torch.Tensor, alpha, surrogate, reset, detach_reset, decay_input, levels,
+                relaxed) -> dict:
+    """The checks every spiking scan makes after its parameters (``reset``, ``levels``, the
+    surrogate and its sharpness ``alpha``, default ``surrogate.alpha``), returned as the backend
+    keywords ``alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed``."""
+    check_choice(reset, "reset", RESET_MODES)
+    check_int(levels, "levels", minimum=1)
+    sur = resolve_surrogate(surrogate)
+    alpha = alpha_for(sur, x[0], "x[0]") if alpha is None else param_tensor(
+        alpha, "alpha", x, positive_checker("alpha"))
+    return dict(alpha=alpha, surrogate=sur, reset=reset, detach_reset=bool(detach_reset),
+                decay_input=bool(decay_input), levels=int(levels), relaxed=bool(relaxed))

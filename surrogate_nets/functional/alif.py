@@ -32,16 +32,17 @@ from typing import NamedTuple, Optional, Union
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._validate import check_choice, check_int, check_time_major, sum_to_shape
+from .._validate import check_time_major, sum_to_shape
 from ..surrogate import Surrogate
-from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ..surrogate.helpers import alpha_grad, auto_scale_numel, resolve_surrogate
 from . import backends as _bk
 from ._function import FunctionalFunction
 from ._neuron import (
-    charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker, unit_checker,
+    charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker, scan_config,
+    unit_checker,
 )
 from .lif import _after_reset, _count, _first
-from .spike import RESET_MODES, Scalar, _as_tensor, fire, reset_membrane
+from .spike import Scalar, _as_tensor, fire, reset_membrane
 from .staircase import boundary_sums
 
 __all__ = ["alif_step", "alif_scan", "ALIFScanFunction", "ALIFScanResult"]
@@ -207,7 +208,7 @@ class ALIFScanFunction(FunctionalFunction):
 
         g_v0 = gv.to(v0.dtype).expand_as(v0).clone() if need_v0 else None
         g_a0 = ga.to(a0.dtype).expand_as(a0).clone() if need_a0 else None
-        g_al = alpha_grad(sur, acc["al"], alpha) if need_al else None
+        g_al = alpha_grad(sur, acc["al"], alpha, H.numel()) if need_al else None  # the whole [T, B, ...]
         return (gx, g_v0, g_a0, red("b", beta), red("r", rho), red("th", threshold),
                 red("ba", adaptation), g_al) + nothing
 
@@ -226,11 +227,12 @@ def _alif_autograd(x, v0, a0, beta, rho, threshold, adaptation, alpha, surrogate
 
     sur = surrogate if alpha is surrogate.alpha else _FixedAlpha(surrogate, alpha)
     v, a, ss, hs = v0, a0, [], []
-    for x_t in x.unbind(0):
-        s, v, a, h = alif_step(x_t, v, a, beta, rho, threshold, adaptation, sur, reset,
-                               detach_reset, decay_input, levels, relaxed)
-        ss.append(s)
-        hs.append(h)
+    with auto_scale_numel(x.numel(), sur):  # grad_scale="auto" counts the whole sequence, as "torch"
+        for x_t in x.unbind(0):
+            s, v, a, h = alif_step(x_t, v, a, beta, rho, threshold, adaptation, sur, reset,
+                                   detach_reset, decay_input, levels, relaxed)
+            ss.append(s)
+            hs.append(h)
     return ALIFScanResult(torch.stack(ss), torch.stack(hs), v, a)
 
 
@@ -266,12 +268,6 @@ def alif_scan(x: torch.Tensor, v0=None, a0=None, beta: Scalar = 0.5, rho: Scalar
               rho=param_tensor(rho, "rho", x, unit_checker("rho")),
               threshold=param_tensor(threshold, "threshold", x, positive_checker("threshold")),
               adaptation=param_tensor(adaptation, "adaptation", x, positive_checker("adaptation", True)))
-    check_choice(reset, "reset", RESET_MODES)
-    check_int(levels, "levels", minimum=1)
-    sur = resolve_surrogate(surrogate)
-    alpha = alpha_for(sur, x[0], "x[0]") if alpha is None else param_tensor(
-        alpha, "alpha", x, positive_checker("alpha"))
+    cfg = scan_config(x, alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed)
     _bk.check_backend("alif", backend)
-    return _bk.dispatch("alif", backend, x=x, v0=v0, a0=a0, alpha=alpha, surrogate=sur, reset=reset,
-                        detach_reset=bool(detach_reset), decay_input=bool(decay_input),
-                        levels=int(levels), relaxed=bool(relaxed), **kw)
+    return _bk.dispatch("alif", backend, x=x, v0=v0, a0=a0, **kw, **cfg)

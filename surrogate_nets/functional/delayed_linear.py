@@ -42,10 +42,11 @@ IMPLS = ("conv", "fft", "sparse")
 
 def choose_impl(T: int, max_delay: int, in_features: int, out_features: int,
                 budget_bytes: int = 256 * 2**20) -> str:
-    """The measured choice (``benchmarks/delays.py``, ``benchmarks/RESULTS.md``): ``"fft"`` for
-    ``D >= 40`` (``conv`` won at ``D = 25``, ``fft`` at ``D >= 50`` for every ``T`` in 100..1000)
-    while its transformed kernel, ``(T + D) / 2 x in x out`` complex64 numbers plus the same for its
-    gradient, fits in ``budget_bytes``; ``"conv"`` otherwise (its memory does not grow with ``T``)."""
+    """``"fft"`` for ``D >= 40`` while its transformed kernel, ``(T + D) / 2 x in x out`` complex64
+    numbers plus the same for its gradient, fits in ``budget_bytes``; ``"conv"`` otherwise (its
+    memory does not grow with ``T``)."""
+    # measured (benchmarks/delays.py, benchmarks/RESULTS.md): conv won at D = 25, fft at D >= 50
+    # for every T in 100..1000
     if max_delay >= 40 and (T + max_delay) * in_features * out_features * 8 <= budget_bytes:
         return "fft"
     return "conv"

@@ -45,16 +45,16 @@ from typing import Callable, NamedTuple, Optional, Union
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._validate import check_choice, check_int, check_time_major, sum_to_shape
+from .._validate import check_time_major, sum_to_shape
 from ..surrogate import Surrogate
-from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ..surrogate.helpers import alpha_grad, auto_scale_numel, resolve_surrogate
 from . import backends as _bk
 from ._function import FunctionalFunction
 from ._neuron import (
     charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker,
-    unit_checker,
+    scan_config, unit_checker,
 )
-from .spike import RESET_MODES, Scalar, _as_tensor, fire, reset_membrane
+from .spike import Scalar, _as_tensor, fire, reset_membrane
 from .staircase import boundary_sums, level_count, relaxed_staircase
 
 __all__ = ["LIFScanResult", "LIFScanFunction", "lif_step", "lif_scan", "register_lif_backend",
@@ -252,7 +252,7 @@ class LIFScanFunction(FunctionalFunction):
         g_v0 = gv.to(v0.dtype) if need_v0 else None
         g_b = sum_to_shape(acc_b.to(beta.dtype), beta.shape) if need_b else None
         g_th = sum_to_shape(acc_th.to(threshold.dtype), threshold.shape) if need_th else None
-        g_a = alpha_grad(sur, acc_a, alpha) if need_a else None
+        g_a = alpha_grad(sur, acc_a, alpha, H.numel()) if need_a else None  # the whole [T, B, ...]
         return (gx, g_v0, g_b, g_th, g_a) + nones
 
 
@@ -272,11 +272,12 @@ def _scan_autograd(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset
         surrogate = _FixedAlpha(surrogate, alpha)
     v = v0
     ss, hs = [], []
-    for x_t in x.unbind(0):
-        s, v, h = lif_step(x_t, v, beta, threshold, surrogate, reset, detach_reset, decay_input,
-                           levels, relaxed)
-        ss.append(s)
-        hs.append(h)
+    with auto_scale_numel(x.numel(), surrogate):  # grad_scale="auto" counts the whole sequence, as "torch"
+        for x_t in x.unbind(0):
+            s, v, h = lif_step(x_t, v, beta, threshold, surrogate, reset, detach_reset, decay_input,
+                               levels, relaxed)
+            ss.append(s)
+            hs.append(h)
     return LIFScanResult(torch.stack(ss), torch.stack(hs), v)
 
 
@@ -347,7 +348,7 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
         surrogate: instance, registry name or ``None`` (``ATan(2)``).
         reset: ``"subtract"``, ``"zero"`` or ``"none"``.
         detach_reset: no gradient through the spike inside the reset.
-        decay_input: scale the input by ``1 - beta`` (SpikingJelly's ``decay_input=True``).
+        decay_input: scale the input by ``1 - beta``.
         levels: ``L``, maximum spike count per step (1 = binary spikes); see
             :func:`~surrogate_nets.functional.fire`.
         relaxed: use the surrogate's relaxation in the forward (only for gradient checks).
@@ -363,17 +364,9 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
     v0 = initial_state(v0, x, "v0")
     beta_t = param_tensor(beta, "beta", x, unit_checker("beta"))
     th_t = param_tensor(threshold, "threshold", x, positive_checker("threshold"))
-    check_choice(reset, "reset", RESET_MODES)
-    check_int(levels, "levels", minimum=1)
-    sur = resolve_surrogate(surrogate)
-    if alpha is None:
-        alpha = alpha_for(sur, x[0], "x[0]")
-    else:
-        alpha = param_tensor(alpha, "alpha", x, positive_checker("alpha"))
+    cfg = scan_config(x, alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed)
     _bk.check_backend("lif", backend)
-    return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta_t, threshold=th_t, alpha=alpha,
-                        surrogate=sur, reset=reset, detach_reset=bool(detach_reset),
-                        decay_input=bool(decay_input), levels=int(levels), relaxed=bool(relaxed))
+    return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
 
 
 def _lif_scan_unchecked(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,

@@ -16,7 +16,7 @@ Conventions shared by every spiking step (``theta`` the threshold, ``L`` the num
 
 ``h`` is the membrane before the spike/reset ("charge"), ``v`` after the reset.
 ``detach_reset=True`` replaces ``s`` by ``stop_grad(s)`` inside the reset (Zenke & Vogels,
-Neural Computation 2021; SpikingJelly's ``detach_reset``).
+Neural Computation 2021).
 """
 
 from ._neuron import charge as _charge  # noqa: F401  (old private names)

@@ -87,6 +87,9 @@ def staircase(u: torch.Tensor, levels: int, surrogate: Union[str, Surrogate, Non
     """The integer staircase ``clamp(round_half_up(u), lo, hi)`` with a surrogate gradient (see :func:`quantize`)."""
     check_float_tensor(u, "u")
     lo, hi = level_range(levels, _check_signed(signed))
+    if u.dtype in (torch.float16, torch.bfloat16) and max(-lo, hi) > torch.finfo(u.dtype).max:
+        raise ValueError(f"levels={levels} gives codes {lo}..{hi}, beyond the largest {u.dtype} value "
+                         f"{torch.finfo(u.dtype).max:g}; pass u in float32 (quantize does this itself)")
     s = resolve_surrogate(surrogate)
     return StaircaseFunction.apply(u, alpha_for(s, u, "u"), s, lo, hi, bool(relaxed))
 
@@ -132,6 +135,10 @@ def quantize(x: torch.Tensor, step: Union[float, torch.Tensor], levels: int,
 
     Returns:
         ``[*]`` tensor on the grid ``{k * step : lo <= k <= hi}`` in ``x``'s dtype.
+
+    float16/bfloat16 inputs are quantized in float32 and the result rounded once to ``x``'s dtype
+    (the step gradient ``-x/s^2`` overflows float16 for steps below ~0.01, and codes beyond the
+    half type's range would overflow); gradients come back in the dtypes of ``x`` and ``step``.
     """
     check_float_tensor(x, "x")
     if isinstance(step, torch.Tensor):
@@ -143,5 +150,10 @@ def quantize(x: torch.Tensor, step: Union[float, torch.Tensor], levels: int,
             check_same_device(step, "step", x, "x")
     else:
         check_positive(step, "step")
+    if x.dtype in (torch.float16, torch.bfloat16):
+        # half types: d(x/s)/ds = -x/s^2 overflows float16 for small steps (NaN step gradient) and
+        # large level counts overflow the clamp; compute in float32 and round the result once.
+        sf = step.float() if isinstance(step, torch.Tensor) else step
+        return quantize(x.float(), sf, levels, surrogate, signed, relaxed).to(x.dtype)
     u = x / step
     return staircase(u, levels, surrogate, signed, relaxed) * step

@@ -22,7 +22,7 @@ import torch
 
 from .._validate import check_choice, check_float_tensor, check_int, check_positive, sum_to_shape
 from ..surrogate import Surrogate
-from ..surrogate.helpers import alpha_for, alpha_grad, resolve_surrogate
+from ..surrogate.helpers import alpha_for, alpha_grad, auto_numel, resolve_surrogate
 from ._function import FunctionalFunction
 from .staircase import boundary_sums, level_count, relaxed_staircase
 
@@ -62,7 +62,7 @@ class SpikeFunction(FunctionalFunction):
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, alpha, surrogate = inputs[:3]
-        ctx.surrogate = surrogate
+        ctx.surrogate, ctx.numel = surrogate, auto_numel(surrogate)  # grad_scale="auto": see auto_scale_numel
         ctx.save_for_backward(x, alpha)
 
     @staticmethod
@@ -73,7 +73,7 @@ class SpikeFunction(FunctionalFunction):
         sums = boundary_sums(s, x, alpha.to(x.dtype), 0, 1, spacing=0.0, derivative=need_x,
                              wrt_alpha=need_a)
         gx = grad * sums.sigma if need_x else None
-        ga = alpha_grad(s, grad * sums.rho, alpha) if need_a else None
+        ga = alpha_grad(s, grad * sums.rho, alpha, ctx.numel) if need_a else None
         return gx, ga, None, None
 
 
@@ -104,7 +104,7 @@ class MultiSpikeFunction(FunctionalFunction):
     @staticmethod
     def setup_context(ctx, inputs, output):
         h, threshold, alpha, surrogate, levels = inputs[:5]
-        ctx.surrogate, ctx.levels = surrogate, levels
+        ctx.surrogate, ctx.levels, ctx.numel = surrogate, levels, auto_numel(surrogate)
         ctx.save_for_backward(h, threshold, alpha)
 
     @staticmethod
@@ -116,7 +116,7 @@ class MultiSpikeFunction(FunctionalFunction):
                              derivative=need_h, weighted=need_th, wrt_alpha=need_a)
         gh = grad * sums.sigma if need_h else None
         gth = sum_to_shape((-grad * sums.kappa).to(threshold.dtype), threshold.shape) if need_th else None
-        ga = alpha_grad(s, grad * sums.rho, alpha) if need_a else None
+        ga = alpha_grad(s, grad * sums.rho, alpha, ctx.numel) if need_a else None
         return gh, gth, ga, None, None, None
 
 
@@ -129,7 +129,7 @@ def spike(x: torch.Tensor, surrogate: Union[str, Surrogate, None] = None, relaxe
         \frac{\partial s}{\partial \alpha} := \partial_\alpha P(x;\alpha)
 
     Tie convention: ``x == 0`` spikes (``H(0) = 1``), so ``spike(v - threshold)`` fires when the
-    membrane reaches the threshold, as in SpikingJelly and snnTorch.
+    membrane reaches the threshold (other libraries' tie rules: docs/coming-from.md).
 
     Args:
         x: any shape ``[*]``, floating dtype (float16, bfloat16, float32, float64), any device.

@@ -18,14 +18,15 @@ from typing import NamedTuple, Optional, Union
 
 import torch
 
-from .._validate import check_choice, check_int, check_time_major
+from .._validate import check_time_major
 from ..surrogate import Surrogate
-from ..surrogate.helpers import alpha_for, resolve_surrogate
+from ..surrogate.helpers import auto_scale_numel, resolve_surrogate
 from . import backends as _bk
 from ._neuron import (
-    charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker, unit_checker,
+    charge, check_common, check_scalar_unit, initial_state, param_tensor, positive_checker, scan_config,
+    unit_checker,
 )
-from .spike import RESET_MODES, Scalar, _as_tensor, fire, reset_membrane
+from .spike import Scalar, _as_tensor, fire, reset_membrane
 
 __all__ = ["synaptic_step", "synaptic_scan", "SynapticScanResult"]
 
@@ -76,12 +77,13 @@ def _synaptic_autograd(x, i0, v0, alpha_syn, beta, threshold, alpha, surrogate, 
 
     sur = surrogate if alpha is surrogate.alpha else _FixedAlpha(surrogate, alpha)
     i, v, ss, hs, cs = i0, v0, [], [], []
-    for x_t in x.unbind(0):
-        s, i, v, h = synaptic_step(x_t, i, v, alpha_syn, beta, threshold, sur, reset, detach_reset,
-                                   decay_input, levels, relaxed)
-        ss.append(s)
-        hs.append(h)
-        cs.append(i)
+    with auto_scale_numel(x.numel(), sur):  # grad_scale="auto" counts the whole sequence, as "torch"
+        for x_t in x.unbind(0):
+            s, i, v, h = synaptic_step(x_t, i, v, alpha_syn, beta, threshold, sur, reset,
+                                       detach_reset, decay_input, levels, relaxed)
+            ss.append(s)
+            hs.append(h)
+            cs.append(i)
     return SynapticScanResult(torch.stack(ss), torch.stack(hs), torch.stack(cs), v)
 
 
@@ -113,12 +115,6 @@ def synaptic_scan(x: torch.Tensor, i0=None, v0=None, alpha_syn: Scalar = 0.5, be
     kw = dict(alpha_syn=param_tensor(alpha_syn, "alpha_syn", x, unit_checker("alpha_syn")),
               beta=param_tensor(beta, "beta", x, unit_checker("beta")),
               threshold=param_tensor(threshold, "threshold", x, positive_checker("threshold")))
-    check_choice(reset, "reset", RESET_MODES)
-    check_int(levels, "levels", minimum=1)
-    sur = resolve_surrogate(surrogate)
-    alpha = alpha_for(sur, x[0], "x[0]") if alpha is None else param_tensor(
-        alpha, "alpha", x, positive_checker("alpha"))
+    cfg = scan_config(x, alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed)
     _bk.check_backend("synaptic", backend)
-    return _bk.dispatch("synaptic", backend, x=x, i0=i0, v0=v0, alpha=alpha, surrogate=sur,
-                        reset=reset, detach_reset=bool(detach_reset), decay_input=bool(decay_input),
-                        levels=int(levels), relaxed=bool(relaxed), **kw)
+    return _bk.dispatch("synaptic", backend, x=x, i0=i0, v0=v0, **kw, **cfg)

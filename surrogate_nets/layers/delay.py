@@ -163,8 +163,8 @@ class SynapticDelay(_Delay):
     ``f = d - k``; gradient ``dy/dd = x_{t-k-1} - x_{t-k}``) or the Gaussian kernel of width
     ``sigma`` (DCLS: Hammouamri, Khalfaoui-Hassani & Masquelier, ICLR 2024; anneal it with
     :class:`DelayWidthSchedule`). Put it between a connection and a neuron:
-    ``Sequential(nn.Linear(n, m), SynapticDelay(m, 25), LIF())``. Plays the role of snnTorch's
-    per-channel ``SynapticDelay`` (linear or Gaussian interpolation).
+    ``Sequential(nn.Linear(n, m), SynapticDelay(m, 25), LIF())``. Peer equivalents:
+    docs/coming-from.md.
 
     Args:
         channels: the per-sample shape of the delays, broadcast over the trailing dims of one step
@@ -219,10 +219,9 @@ class DelayedLinear(_Delay):
     memory ``O((T + D) in out)``), ``"conv"`` runs one ``conv1d`` (time ``O(T B in out D)``, memory
     ``O(in out D + (T + D) B (in + out))``), ``"sparse"`` groups synapses by integer tap (time
     ``O(T B in out + T B out D)``, memory ``O(in out + T B (in + out))``). ``"auto"`` (default)
-    takes ``"fft"`` for ``D >= 40`` while its kernel transform fits in 256 MiB, else ``"conv"``:
-    the fastest in ``benchmarks/delays.py`` (see ``benchmarks/RESULTS.md``; ``fft`` 1.3-4.8x
-    faster than ``conv`` for ``D >= 50``, ``conv`` 1.1-2x faster at ``D = 25``); ``"sparse"`` was
-    never the fastest.
+    takes ``"fft"`` for ``D >= 40`` while its kernel transform fits in 256 MiB, else ``"conv"``
+    (the rule of :func:`~surrogate_nets.functional.delayed_linear.choose_impl`; measurements in
+    ``benchmarks/RESULTS.md``).
 
     Args:
         in_features, out_features: sizes as in ``nn.Linear`` (same weight/bias initialisation).

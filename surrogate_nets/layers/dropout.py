@@ -14,8 +14,8 @@ class TemporalDropout(nn.Module):
     .. math:: y_t = x_t \odot m / (1 - p),\quad m \sim \mathrm{Bernoulli}(1 - p)^{[B, \dots]}
 
     Dropping a unit for the whole sequence (rather than independently per step, which a spiking
-    neuron integrates away) is the recurrent-dropout recipe of Gal & Ghahramani (NeurIPS 2016),
-    SpikingJelly's ``layer.Dropout`` and snnTorch tutorials. Identity in eval mode.
+    neuron integrates away) is the recurrent-dropout recipe of Gal & Ghahramani (NeurIPS 2016).
+    Identity in eval mode. Peer equivalents: docs/coming-from.md.
 
     Shapes: ``[T, B, ...]`` -> ``[T, B, ...]``.
     """

@@ -20,8 +20,8 @@ class CountMSE(SpikeLoss):
     .. math::
         L_b = \frac{1}{T}\cdot\frac{1}{C}\sum_{c=1}^{C}\big(n_{b,c} - T\,r_{b,c}\big)^2 .
 
-    The :math:`1/T` factor follows snnTorch ``mse_count_loss``, so ``"mean"`` equals its value;
-    unlike snnTorch the target counts are not truncated to integers.
+    The :math:`1/T` factor follows the reference below, so ``"mean"`` equals its value; the
+    target counts are not truncated to integers (docs/coming-from.md).
 
     Args:
         correct_rate: target rate of the correct class, in ``[0, 1]``.

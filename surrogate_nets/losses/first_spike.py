@@ -92,9 +92,9 @@ class FirstSpikeLoss(_WeightedClassLoss):
 
     The target times are ``on_target`` for the correct class and ``off_target`` for the others
     (class-index targets), or given per neuron (``target_is_time=True``). Negative times count
-    from the end (``-1`` is step :math:`T-1`, as in snnTorch); ``off_target=None`` (default)
-    means :math:`T`, "never fire", so a silent wrong class costs nothing. (snnTorch's default
-    ``off_target=-1`` is available by passing it.)
+    from the end (``-1`` is step :math:`T-1`); ``off_target=None`` (default) means :math:`T`,
+    "never fire", so a silent wrong class costs nothing (``off_target=-1``: the last step).
+    Differences from snnTorch's temporal losses: docs/coming-from.md.
 
     Args:
         mode: ``"ce"`` (default) or ``"mse"``.

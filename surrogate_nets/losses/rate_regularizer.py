@@ -43,7 +43,8 @@ class RateRegularizer(nn.Module):
 
     Args:
         lower: :math:`\theta_{\mathrm{lo}} \ge 0` or ``None``.
-        upper: :math:`\theta_{\mathrm{up}} \ge 0` or ``None`` (at least one bound is required).
+        upper: :math:`\theta_{\mathrm{up}} \ge 0` or ``None`` (at least one bound is required;
+            ``lower <= upper`` when both are given).
         lower_strength, upper_strength: :math:`\lambda_{\mathrm{lo}}, \lambda_{\mathrm{up}} \ge 0`.
         unit: ``"rate"`` (default; bounds in spikes per time step) or ``"count"`` (bounds in
             spikes per sample, as in the paper).
@@ -66,6 +67,9 @@ class RateRegularizer(nn.Module):
                              "pass lower=..., upper=... or both")
         self.lower = None if lower is None else float(check_positive(lower, "lower", allow_zero=True))
         self.upper = None if upper is None else float(check_positive(upper, "upper", allow_zero=True))
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(f"lower must be <= upper (every neuron above lower puts the mean above "
+                             f"upper: the two penalties would fight), got lower={lower!r}, upper={upper!r}")
         self.lower_strength = float(check_positive(lower_strength, "lower_strength", allow_zero=True))
         self.upper_strength = float(check_positive(upper_strength, "upper_strength", allow_zero=True))
         self.unit = check_choice(unit, "unit", ("rate", "count"))

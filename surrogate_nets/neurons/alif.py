@@ -9,7 +9,6 @@ import torch
 from ..functional import backends as _backends
 from ..functional.alif import alif_step
 from ..functional.li import li_scan
-from ..functional.spike import reset_membrane
 from ..surrogate import alpha_for
 from .base import SpikingNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
@@ -46,8 +45,7 @@ class ALIF(SpikingNeuron):
     Decays: ``beta``/``tau`` as in :class:`~surrogate_nets.neurons.LIF` (default ``tau = 2``);
     ``rho``/``tau_adapt`` likewise (``rho = 1 - 1/tau_adapt``, default ``tau_adapt = 20``).
     Learnable: ``learn_beta``, ``learn_rho`` (sigmoid), ``learn_adaptation`` (softplus: ``beta_a >
-    0``), ``learn_threshold``. Counterparts: Norse ``LSNNCell``; no built-in in snnTorch or
-    SpikingJelly.
+    0``), ``learn_threshold``. Peer equivalents: see docs/coming-from.md.
 
     Shapes: ``[T, B, ...]`` -> spikes ``[T, B, ...]``; state :class:`ALIFState`. Recordable:
     ``"s"``, ``"h"``, ``"v"``, ``"a"``. Multi-step calls run the fused
@@ -93,25 +91,14 @@ class ALIF(SpikingNeuron):
         r = _backends.dispatch(
             "alif", self.backend, x=x, v0=state.v, a0=state.a, beta=p["beta"], rho=p["rho"],
             threshold=p["threshold"], adaptation=p["adaptation"],
-            alpha=alpha_for(self.surrogate, x[0], "x[0]"), surrogate=self.surrogate,
-            reset=self.reset_mode, detach_reset=self.detach_reset, decay_input=self.decay_input,
-            levels=self.levels, relaxed=False)
-        traces = {}
-        if keys:
-            a = li_scan(r.spikes, state.a, p["rho"], backend="torch") if ("a" in keys or "v" in keys) else None
-            for k in keys:
-                if k == "s":
-                    traces[k] = r.spikes
-                elif k == "h":
-                    traces[k] = r.h
-                elif k == "a":
-                    traces[k] = a
-                elif k == "v":
-                    a_prev = torch.cat([state.a[None], a[:-1]])
-                    th = p["threshold"] + p["adaptation"] * a_prev
-                    traces[k] = reset_membrane(r.h, r.spikes, th, self.reset_mode, self.detach_reset,
-                                               self.levels, self.surrogate)
-        return r.spikes, ALIFState(r.v, r.a), traces
+            alpha=alpha_for(self.surrogate, x[0], "x[0]"), decay_input=self.decay_input,
+            relaxed=False, **self._spike_kw())
+        a = th = None   # the trace a_t and the adaptive threshold theta_t, only when recorded
+        if "a" in keys or "v" in keys:
+            a = li_scan(r.spikes, state.a, p["rho"], backend="torch")
+        if "v" in keys:
+            th = p["threshold"] + p["adaptation"] * torch.cat([state.a[None], a[:-1]])
+        return r.spikes, ALIFState(r.v, r.a), self._scan_traces(keys, r, th, a=a)
 
     def extra_repr(self) -> str:
         parts = [_fmt(self, "beta"), _fmt(self, "rho"), _fmt(self, "adaptation")]

@@ -21,6 +21,7 @@ the previous recordings. :func:`collect` yields a key's recordings over a model.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
@@ -32,8 +33,9 @@ from .._validate import (
     check_time_major, describe,
 )
 from ..functional import backends as _backends
-from ..functional.spike import RESET_MODES
+from ..functional.spike import RESET_MODES, reset_membrane
 from ..surrogate import Surrogate, resolve_surrogate
+from ..surrogate.helpers import auto_scale_numel
 from .parametrize import THRESHOLD_FLOOR, Constrained, as_param_tensor, is_learnable, register_constrained
 
 Shape = Union[int, Sequence[int], None]
@@ -76,8 +78,8 @@ def _check_unit(value, name: str, learnable: bool) -> None:
 def decay_from(beta, tau, beta_name: str, tau_name: str, default_tau: float, learnable: bool):
     r"""The decay ``beta`` from either ``beta`` or ``tau`` (``beta = 1 - 1/tau``), validated.
 
-    ``tau`` follows SpikingJelly / PLIF (Fang et al., ICCV 2021): ``H = V + (X - V)/tau`` leaks
-    by ``1/tau`` per step, i.e. ``beta = 1 - 1/tau`` and ``tau > 1``. ``beta`` follows snnTorch.
+    ``tau`` follows PLIF (Fang et al., ICCV 2021): ``H = V + (X - V)/tau`` leaks by ``1/tau``
+    per step, i.e. ``beta = 1 - 1/tau`` and ``tau > 1``; ``beta`` is the per-step decay itself.
     """
     if beta is not None and tau is not None:
         raise ValueError(f"give {beta_name} or {tau_name}, not both (got {beta_name}={beta!r}, {tau_name}={tau!r})")
@@ -239,6 +241,23 @@ class BaseNeuron(nn.Module):
         for name, t in self._per_neuron().items():
             check_broadcast(t, name, step_shape, "one input step [B, ...]")
 
+    def _check_rank(self, x: torch.Tensor, lead: int) -> None:
+        """With a known ``shape``, require ``lead`` leading dims (``[T, B]`` or ``[B]``) before it.
+
+        Catches a ``[B, N]`` batch (no time axis) given to a neuron with ``shape=(N,)``; a
+        sample-major ``[B, T, N]`` batch has the same rank and cannot be told apart."""
+        if self.shape is None:
+            return
+        rank = len(self.shape)
+        while rank and self.shape[len(self.shape) - rank] == 1:
+            rank -= 1  # leading 1s of shape broadcast over the batch
+        if x.dim() < lead + rank:
+            want = "[T, B, *shape]: time-major, dim 0 = time, dim 1 = batch" if lead == 2 else \
+                "one step [B, *shape]"
+            raise ValueError(f"x must be {want} with shape={self.shape}, got {describe(x)}"
+                             + ("; add a time axis (x.unsqueeze(0) for T = 1) or transpose a "
+                                "sample-major [B, T, ...] batch (x.transpose(0, 1))" if lead == 2 else ""))
+
     def _prepare(self, dtype) -> dict:
         raise NotImplementedError
 
@@ -247,20 +266,27 @@ class BaseNeuron(nn.Module):
 
     # ------------------------------------------------------------------- calling
     def _multistep(self, x, state, p, keys):
-        """Default multi-step path: a linear-cost autograd loop over ``x.unbind(0)``."""
+        """Default multi-step path: a linear-cost autograd loop over ``x.unbind(0)``.
+
+        ``grad_scale="auto"`` counts the whole ``[T, B, ...]`` here as in the fused scans (which
+        count their input themselves): see :func:`~surrogate_nets.surrogate.helpers.auto_scale_numel`.
+        """
         outs, traces = [], {k: [] for k in keys}
-        for x_t in x.unbind(0):
-            out, state, h = self._step(x_t, state, p)
-            outs.append(out)
-            if traces:
-                extras = dict(state._asdict(), h=h, s=out)
-                for k in keys:
-                    traces[k].append(extras[k])
+        sur = getattr(self, "surrogate", None)
+        with auto_scale_numel(x.numel(), sur) if isinstance(sur, Surrogate) else contextlib.nullcontext():
+            for x_t in x.unbind(0):
+                out, state, h = self._step(x_t, state, p)
+                outs.append(out)
+                if traces:
+                    extras = dict(state._asdict(), h=h, s=out)
+                    for k in keys:
+                        traces[k].append(extras[k])
         return torch.stack(outs), state, {k: torch.stack(v) for k, v in traces.items()}
 
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
         """Run all steps of ``x`` ``[T, B, ...]``; see the class docstring."""
         check_time_major(x, "x")
+        self._check_rank(x, 2)
         state = self._initial_state(state, x[0])
         self._check_params(x.shape[1:])
         keys = tuple(k for k in self.record if k != "rate")
@@ -275,6 +301,7 @@ class BaseNeuron(nn.Module):
     def step(self, x: torch.Tensor, state=None):
         """One time step on ``x`` ``[B, ...]``: returns ``(out, new_state)`` (no recording)."""
         check_float_tensor(x, "x", min_dim=1)
+        self._check_rank(x, 1)
         state = self._initial_state(state, x)
         self._check_params(x.shape)
         out, new, _ = self._step(x, state, self._prepare(x.dtype))
@@ -332,6 +359,15 @@ class SpikingNeuron(BaseNeuron):
     def _spike_kw(self) -> dict:
         return dict(surrogate=self.surrogate, reset=self.reset_mode, detach_reset=self.detach_reset,
                     levels=self.levels)
+
+    def _scan_traces(self, keys, r, threshold, **extra) -> dict:
+        """The recorded traces ``keys`` of a fused scan result ``r``: ``"s"``, ``"h"``, the
+        ``extra`` ones, and ``"v"``, the membrane after the reset, recomputed from ``r.h``,
+        ``r.spikes`` and ``threshold``."""
+        ready = dict(s=r.spikes, h=r.h, **extra)
+        return {k: reset_membrane(r.h, r.spikes, threshold, self.reset_mode, self.detach_reset,
+                                  self.levels, self.surrogate) if k == "v" else ready[k]
+                for k in keys}
 
     def extra_repr(self) -> str:
         th = self.threshold.detach()

@@ -29,9 +29,7 @@ class LI(BaseNeuron):
         v_t = \beta\,v_{t-1} + x_t \qquad(\text{decay\_input=True: } \beta\,v_{t-1} + (1-\beta)\,x_t)
 
     Typical readout: ``Linear -> LI`` and a loss on ``v.max(0)`` or ``v.mean(0)`` or ``v[-1]``.
-    Counterparts: Norse ``LICell`` (current-based: use :class:`~surrogate_nets.neurons.Synaptic`
-    semantics there), snnTorch ``Leaky(reset_mechanism="none")`` reading ``mem``, SpikingJelly
-    ``LIFNode`` with an unreachable threshold (``v_threshold=inf``) reading ``v_seq``.
+    Peer equivalents: see docs/coming-from.md.
 
     Shapes: ``[T, B, ...]`` -> ``[T, B, ...]`` (the trace ``v_t``); state :class:`LIState`.
     Recordable: ``"v"`` (the output itself).

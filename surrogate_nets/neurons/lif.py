@@ -7,7 +7,6 @@ from typing import NamedTuple, Union
 import torch
 
 from ..functional.lif import _lif_scan_unchecked, lif_step
-from ..functional.spike import reset_membrane
 from ..surrogate import alpha_for
 from .base import SpikingNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
@@ -38,42 +37,16 @@ class LIF(SpikingNeuron):
 
     with the surrogate gradient of :func:`~surrogate_nets.functional.spike` for ``H``.
 
-    Time constant: ``tau`` gives ``beta = 1 - 1/tau`` (``tau > 1``), the convention of
-    SpikingJelly's ``LIFNode`` and of PLIF (Fang et al., "Incorporating learnable membrane time
-    constant to enhance learning of spiking neural networks", ICCV 2021); ``beta`` may be given
-    directly instead (snnTorch's ``Leaky(beta)``). Default ``tau = 2`` (``beta = 0.5``).
-    ``learn_beta=True`` learns ``beta = sigmoid(raw_beta)`` (PLIF: ``1/tau = sigmoid(w)``, i.e.
-    ``raw_beta = -w``), scalar or per neuron (``shape`` / ``num_neurons``).
+    Time constant: ``tau`` gives ``beta = 1 - 1/tau`` (``tau > 1``), as in PLIF (Fang et al.,
+    "Incorporating learnable membrane time constant to enhance learning of spiking neural
+    networks", ICCV 2021); ``beta`` may be given directly instead. Default ``tau = 2``
+    (``beta = 0.5``). ``learn_beta=True`` learns ``beta = sigmoid(raw_beta)`` (PLIF:
+    ``1/tau = sigmoid(w)``, i.e. ``raw_beta = -w``), scalar or per neuron (``shape`` /
+    ``num_neurons``). The reset acts in the step that fires (``"subtract"``: ``v = h - s theta``,
+    then the next step decays ``v``).
 
-    **SpikingJelly.** ``LIFNode(tau, decay_input, v_threshold, v_reset=None)`` computes, per step,
-    ``H = V + (X - (V - V_reset)) / tau`` (``decay_input=True``) or
-    ``H = V - (V - V_reset) / tau + X`` (``decay_input=False``), ``S = heaviside(H - V_th)``
-    (``H >= V_th`` fires) and, with ``v_reset=None`` (soft reset, leak towards ``V_reset = 0``),
-    ``V = H - S * V_th``. With ``beta = 1 - 1/tau`` these are exactly our equations:
-    ``LIF(tau=2, decay_input=False, reset="subtract")`` == ``LIFNode(tau=2, decay_input=False,
-    v_reset=None)``; ``v_reset=0.0`` (hard reset) is our ``reset="zero"``.
-
-    **snnTorch.** ``Leaky(beta, threshold, reset_mechanism="subtract")`` with its default
-    ``reset_delay=True`` computes ``mem_t = beta * mem_{t-1} + x_t - R_t * threshold`` where the
-    reset ``R_t = H(mem_{t-1} - threshold)`` is the *previous* step's spike, and
-    ``spk_t = H(mem_t - threshold)`` (fires on ``mem - threshold > 0``, strictly). Its ``mem_t``
-    plays the role of our ``h_t``, but the reset is applied one step later, after the decay:
-
-    * snnTorch: ``h_t = beta h_{t-1} + x_t - s_{t-1} theta``
-    * ours / SpikingJelly: ``h_t = beta (h_{t-1} - s_{t-1} theta) + x_t``
-
-    i.e. per spike snnTorch removes ``theta`` from the next charge and we remove ``beta theta``.
-    The spike trains coincide for ``beta = 1`` (IF) and, away from the tie ``h == theta``, with
-    snnTorch's ``reset_delay=False`` (reset in the same step; its returned ``mem`` is then our
-    ``v``) as long as one subtraction brings the membrane below threshold. There is no exact
-    parameter mapping for ``beta < 1``. ``reset_mechanism="zero"`` maps to ``reset="zero"``,
-    ``"none"`` to ``reset="none"``; ``Leaky(learn_beta=True)`` to ``learn_beta=True`` (snnTorch
-    clamps beta to ``[0, 1]`` in the forward, we use a sigmoid).
-
-    **Norse.** ``LIFBoxCell`` (membrane only) integrates ``v += dt * tau_mem_inv * (v_leak - v +
-    x)`` and resets to ``v_reset``: with ``v_leak = v_reset = 0`` that is
-    ``LIF(beta=1 - dt * tau_mem_inv, decay_input=True, reset="zero")`` (Norse fires on ``> 0``).
-    Norse's ``LIFCell`` is current-based: see :class:`~surrogate_nets.neurons.Synaptic`.
+    Equivalent neurons in snnTorch, SpikingJelly and Norse, and where their reset timing and
+    firing condition differ: see docs/coming-from.md.
 
     Shapes: input ``[T, B, ...]`` (``[T, B, N]`` after a Linear, ``[T, B, C, H, W]`` after a conv),
     output spikes ``[T, B, ...]`` (counts ``0..L`` with ``levels = L``), state :class:`LIFState`.
@@ -127,16 +100,7 @@ class LIF(SpikingNeuron):
         r = _lif_scan_unchecked(x, state.v, p["beta"], p["threshold"], alpha, self.surrogate,
                                 self.reset_mode, self.detach_reset, self.decay_input, self.levels,
                                 self.backend)
-        traces = {}
-        for k in keys:
-            if k == "s":
-                traces[k] = r.spikes
-            elif k == "h":
-                traces[k] = r.h
-            elif k == "v":
-                traces[k] = reset_membrane(r.h, r.spikes, p["threshold"], self.reset_mode,
-                                           self.detach_reset, self.levels, self.surrogate)
-        return r.spikes, LIFState(r.v), traces
+        return r.spikes, LIFState(r.v), self._scan_traces(keys, r, p["threshold"])
 
     def extra_repr(self) -> str:
         parts = [_fmt(self, "beta")]
@@ -148,9 +112,8 @@ class LIF(SpikingNeuron):
 class PLIF(LIF):
     r"""Parametric LIF (Fang et al., ICCV 2021): :class:`LIF` with ``learn_beta=True`` by default.
 
-    SpikingJelly's ``ParametricLIFNode(init_tau=2.0)`` is ``PLIF(tau=2.0, decay_input=True)``
-    (their ``decay_input`` defaults to ``True``): ``H = V + (X - V) * sigmoid(w)``, i.e.
-    ``beta = 1 - sigmoid(w)``.
+    With ``decay_input=True``: ``h_t = v_{t-1} + (x_t - v_{t-1}) sigmoid(w)``, i.e.
+    ``beta = 1 - sigmoid(w)``. Peer equivalents: see docs/coming-from.md.
     """
 
     def __init__(self, beta=None, tau=None, decay_input: bool = False, learn_beta: bool = True, **kwargs):

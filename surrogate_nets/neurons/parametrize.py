@@ -77,7 +77,7 @@ class Constrained:
 
     def inverse_map(self, value: torch.Tensor) -> torch.Tensor:
         lo = self.floor
-        if bool(((value <= lo) | ((value >= 1) if self.kind == "unit" else False)).any()):
+        if bool((~torch.isfinite(value) | (value <= lo) | ((value >= 1) if self.kind == "unit" else False)).any()):
             interval = f"({lo}, inf)" if self.kind == "positive" else f"({lo}, 1)"
             raise ValueError(f"a learnable {self.name} must lie in {interval}, got "
                              f"{value.detach().cpu().tolist()}")

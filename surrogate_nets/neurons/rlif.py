@@ -39,10 +39,8 @@ class RLIF(SpikingNeuron):
     ``recurrent_weight`` of ``shape`` (or ``(num_neurons,)``, or scalar), initialised to
     ``recurrent_init`` (default 0: starts as a plain LIF).
 
-    Counterparts: snnTorch ``RLeaky(beta, all_to_all=..., linear_features=N)`` (with its delayed
-    reset, see :class:`~surrogate_nets.neurons.LIF`), Norse ``LIFRecurrentCell`` (current-based),
-    SpikingJelly ``layer.LinearRecurrentContainer``. Decays, threshold, reset, levels as in
-    :class:`~surrogate_nets.neurons.LIF`.
+    Decays, threshold, reset, levels as in :class:`~surrogate_nets.neurons.LIF`. Peer
+    equivalents: see docs/coming-from.md.
 
     Shapes: ``[T, B, ..., N]`` -> spikes of the same shape; state :class:`RLIFState`.
     Recordable: ``"s"``, ``"h"``, ``"v"``.

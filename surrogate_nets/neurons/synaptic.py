@@ -7,7 +7,6 @@ from typing import NamedTuple
 import torch
 
 from ..functional import backends as _backends
-from ..functional.spike import reset_membrane
 from ..functional.synaptic import synaptic_step
 from ..surrogate import alpha_for
 from .base import SpikingNeuron, _fmt, check_scan_backend
@@ -40,11 +39,8 @@ class Synaptic(SpikingNeuron):
     ``decay = 1 - 1/tau`` (defaults ``tau_syn = tau = 2``); ``learn_alpha_syn``, ``learn_beta``
     learn them through a sigmoid, scalar or per neuron.
 
-    Counterparts: snnTorch ``Synaptic(alpha, beta)`` (``syn_t = alpha syn_{t-1} + x_t``,
-    ``mem_t = beta mem_{t-1} + syn_t - reset``, with snnTorch's delayed reset: see
-    :class:`~surrogate_nets.neurons.LIF`); Norse ``LIFCell`` (its default LIF is current-based,
-    ``v += dt tau_mem_inv (v_leak - v + i)`` then ``i`` decays and jumps by the input: a
-    different discretisation). SpikingJelly has no built-in.
+    Peer equivalents (and their different reset timing or discretisation): see
+    docs/coming-from.md.
 
     Shapes: ``[T, B, ...]`` -> spikes ``[T, B, ...]``; state :class:`SynapticState`. Recordable:
     ``"s"``, ``"h"``, ``"v"``, ``"i"``. Multi-step calls run the fused
@@ -84,15 +80,8 @@ class Synaptic(SpikingNeuron):
         r = _backends.dispatch(
             "synaptic", self.backend, x=x, i0=state.i, v0=state.v, alpha_syn=p["alpha_syn"],
             beta=p["beta"], threshold=p["threshold"], alpha=alpha_for(self.surrogate, x[0], "x[0]"),
-            surrogate=self.surrogate, reset=self.reset_mode, detach_reset=self.detach_reset,
-            decay_input=self.decay_input, levels=self.levels, relaxed=False)
-        traces = {}
-        for k in keys:
-            if k == "v":
-                traces[k] = reset_membrane(r.h, r.spikes, p["threshold"], self.reset_mode,
-                                           self.detach_reset, self.levels, self.surrogate)
-            else:
-                traces[k] = {"s": r.spikes, "h": r.h, "i": r.i}[k]
+            decay_input=self.decay_input, relaxed=False, **self._spike_kw())
+        traces = self._scan_traces(keys, r, p["threshold"], i=r.i)
         return r.spikes, SynapticState(r.i[-1].clone(), r.v), traces
 
     def extra_repr(self) -> str:

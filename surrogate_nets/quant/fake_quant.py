@@ -33,7 +33,11 @@ through the staircase) for every surrogate, gradients of ``x``, ``s`` and ``alph
 Precision: the math runs in ``x``'s dtype (step/offset gradients are accumulated in float32 for
 half types). bfloat16 keeps 8 significant bits, so ``u = x / s`` is itself rounded to about
 1/256 relative, which blurs the code boundaries at 7-8 bits; float16 holds integer codes exactly
-only up to 2048. Quantize in float32 where the exact grid matters.
+only up to 2048. Quantize in float32 where the exact grid matters. Where the codes ``lo..hi``
+exceed the half type's exact integers (float16: more than 2048, i.e. 12 bits and up, including
+16-bit unsigned codes beyond float16's range; bfloat16: more than 256) the modules and
+:func:`fake_quantize` compute in float32 and round the result once to the input dtype
+(:func:`compute_dtype`).
 
 Two variants of the grid and of the step gradient:
 
@@ -72,6 +76,21 @@ _stair_ = exact_staircase_  # old private names
 _boxcar_grad = boxcar_grad
 
 _HALF = (torch.float16, torch.bfloat16)
+#: the largest integer up to which every integer is exactly representable in a half type
+_EXACT_INT = {torch.float16: 2048, torch.bfloat16: 256}
+
+
+def compute_dtype(x: torch.Tensor, lo: int, hi: int) -> torch.dtype:
+    """The dtype the fake quantizer computes in: ``x``'s, or float32 for a half type whose exact
+    integers (2048 for float16, 256 for bfloat16) do not cover the codes ``lo..hi``.
+
+    Without it, 16-bit unsigned codes (up to 65535) overflow float16's range (65504) and codes above
+    2048 (256) are no longer distinct values of ``u = x / s``; the result is rounded once to ``x``'s
+    dtype, gradients come back in ``x``'s dtype.
+    """
+    if x.dtype in _HALF and max(-lo, hi) > _EXACT_INT[x.dtype]:
+        return torch.float32
+    return x.dtype
 
 
 def lsq_grad_scale(n: int, q_p: int) -> float:
@@ -264,10 +283,11 @@ def fake_quantize(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
         raise ValueError(f"need lo < hi, got lo={lo}, hi={hi}")
     check_positive(grad_scale, "grad_scale")
     sur = resolve_surrogate(surrogate)
-    return _backends.dispatch("fake_quant", "auto", x=x, step=step, offset=offset,
+    xc = x.to(compute_dtype(x, lo, hi))  # half types with wide codes: float32, rounded once
+    return _backends.dispatch("fake_quant", "auto", x=xc, step=step, offset=offset,
                               alpha=alpha_for(sur, x), surrogate=sur, lo=lo, hi=hi,
                               binary=bool(binary), pact=bool(pact), fast=is_unit_boxcar(sur),
-                              grad_scale=float(grad_scale))
+                              grad_scale=float(grad_scale)).to(x.dtype)
 
 
 def int_codes(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
@@ -275,5 +295,6 @@ def int_codes(x: torch.Tensor, step: torch.Tensor, lo: int, hi: int,
               dtype: torch.dtype = torch.int32) -> torch.Tensor:
     """The integer codes ``k`` of :func:`fake_quantize`, so that ``q == k * s + b`` exactly."""
     with torch.no_grad():
+        x = x.to(compute_dtype(x, lo, hi))
         b = None if offset is None else offset.to(x.dtype)
         return exact_staircase_(_scaled(x, step.to(x.dtype), b), lo, hi, binary).to(dtype)

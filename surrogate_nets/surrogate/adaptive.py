@@ -131,7 +131,9 @@ class Adaptive(Surrogate):
         self.base = base  # submodule: its own (unused) fixed alpha travels with it
         self.support = base.support
         self.z_half = half_width(base)
-        self.register_buffer("hist", torch.zeros(_BINS), persistent=False)
+        # in the state_dict: observations pending at a checkpoint (the last backward of an
+        # epoch) are applied after a resume exactly as in an uninterrupted run
+        self.register_buffer("hist", torch.zeros(_BINS))
         #: number of alpha updates taken so far
         self.updates = 0
 
@@ -149,6 +151,11 @@ class Adaptive(Surrogate):
 
     def reach(self) -> int:
         return self.base.reach() if type(self.base).reach is not Surrogate.reach else super().reach()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "hist" not in state_dict:  # written before the histogram was saved
+            state_dict[prefix + "hist"] = torch.zeros_like(self.hist)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------- statistics
     @torch.no_grad()

@@ -53,6 +53,15 @@ def _refresh_after_load(module: "Surrogate", incompatible_keys) -> None:
 _inverse_softplus = inverse_softplus  # old private name
 
 
+def _learnable_raw(alpha: torch.Tensor) -> torch.Tensor:
+    """``raw_alpha`` holding ``alpha`` (``softplus(raw) + floor``); rejects what it cannot hold."""
+    raw = raw_from_positive(alpha, _ALPHA_FLOOR)
+    if not bool(torch.isfinite(raw).all()):
+        raise ValueError(f"a learnable alpha must be finite and > {_ALPHA_FLOOR:g} (alpha = softplus(raw_alpha) "
+                         f"+ {_ALPHA_FLOOR:g}), got {alpha.detach().cpu().tolist()}")
+    return raw
+
+
 class Surrogate(nn.Module):
     r"""Base class of surrogate-gradient families.
 
@@ -69,8 +78,13 @@ class Surrogate(nn.Module):
         learnable: hold alpha as an ``nn.Parameter`` ``raw_alpha`` with
             ``alpha = softplus(raw_alpha)`` (always positive; no clamping after the step).
         grad_scale: multiply the alpha gradient by this factor; ``"auto"`` uses
-            ``1/sqrt(numel(x)/numel(alpha))`` computed from the input size in the backward
-            (LSQ-style, Esser et al. ICLR 2020). ``None`` = no scaling.
+            ``1/sqrt(N)`` (LSQ-style, Esser et al. ICLR 2020) with ``N`` the number of elements
+            one alpha entry's gradient sums over in one forward call: ``numel(x)/numel(alpha)``
+            for ``spike``/``quantize``/a quantizer on ``x``, and ``T*B*.../numel(alpha)`` for a
+            neuron called on a whole sequence ``[T, B, ...]``, however it runs (fused scan or
+            step loop); so a neuron scales exactly as one ``spike`` call on the whole sequence.
+            ``neuron.step(x_t)`` in a user loop counts one step (pass a float for other
+            conventions). ``None`` = no scaling.
 
     Shapes: ``alpha`` is ``[]`` or broadcastable to the input ``[*]``; every method maps ``[*]`` to ``[*]``.
     """
@@ -110,7 +124,7 @@ class Surrogate(nn.Module):
         self.grad_scale = grad_scale
         self.learnable = bool(learnable)
         if self.learnable:
-            self.raw_alpha = nn.Parameter(raw_from_positive(alpha_t.to(torch.get_default_dtype()), _ALPHA_FLOOR))
+            self.raw_alpha = nn.Parameter(_learnable_raw(alpha_t.to(torch.get_default_dtype())))
         else:
             self.register_buffer("fixed_alpha", alpha_t.to(torch.get_default_dtype()))
         self._refresh_host_alpha()
@@ -148,7 +162,7 @@ class Surrogate(nn.Module):
         with torch.no_grad():
             if self.learnable:
                 target = torch.as_tensor(value, dtype=self.raw_alpha.dtype, device=self.raw_alpha.device)
-                self.raw_alpha.copy_(raw_from_positive(target, _ALPHA_FLOOR).expand_as(self.raw_alpha))
+                self.raw_alpha.copy_(_learnable_raw(target).expand_as(self.raw_alpha))
             else:
                 self.fixed_alpha.copy_(torch.as_tensor(value).expand_as(self.fixed_alpha))
         self._refresh_host_alpha()
@@ -168,14 +182,17 @@ class Surrogate(nn.Module):
         )
 
     # --------------------------------------------------------------- the math
+    @_alpha_defaulting
     def primitive(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """The relaxation of the Heaviside step; subclasses must implement it."""
         raise NotImplementedError(f"{type(self).__name__} must implement primitive(x, alpha)")
 
+    @_alpha_defaulting  # s.derivative(x) works for a family that writes only primitive
     def derivative(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """d primitive / dx (autograd through ``primitive`` unless overridden)."""
         return self._autograd(x, alpha, wrt_alpha=False)
 
+    @_alpha_defaulting
     def d_alpha(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """d primitive / d alpha, elementwise with the shape of ``x`` (autograd unless overridden)."""
         return self._autograd(x, alpha, wrt_alpha=True)

@@ -68,8 +68,7 @@ class Sigmoid(Surrogate):
     .. math::
         P = \sigma(a x),\quad P' = a\,\sigma(a x)(1-\sigma(a x)),\quad \partial_a P = x\,\sigma(1-\sigma)
 
-    Default ``alpha = 4`` (SpikingJelly's ``surrogate.Sigmoid``; peak gradient 1). snnTorch's
-    ``sigmoid(slope=25)`` is ``alpha = 25``.
+    Default ``alpha = 4`` (peak gradient 1). Peer names and slopes: docs/coming-from.md.
     """
 
     name = "sigmoid"
@@ -98,17 +97,20 @@ class FastSigmoid(Surrogate):
 
     Default ``alpha = 2``: peak ``alpha/2 = 1``, the peak of the other families' defaults (atan 2,
     sigmoid 4, triangle 1), chosen by the surrogate study (``benchmarks/surrogate_study.py``:
-    steepness 2-8 is best on Randman and DigitEvents, 25-32 costs about one point). snnTorch's
-    ``fast_sigmoid(slope=25)`` is ``alpha = 25``; its derivative ``1/(1+a|x|)^2`` (also the paper's
-    SuperSpike, peak 1) is ours times ``2/a``: ours is normalised to integrate to 1.
+    steepness 2-8 is best on Randman and DigitEvents, 25-32 costs about one point). SuperSpike's
+    derivative ``1/(1+a|x|)^2`` (Zenke & Ganguli 2018, peak 1) is ours times ``2/a``: ours is
+    normalised to integrate to 1. Peer names and slopes: docs/coming-from.md.
     """
 
     name = "fast_sigmoid"
     default_alpha = 2.0
 
     def primitive(self, x, alpha):
+        # written with q = 1/(1 + |a x|) so that an overflowing a x (inf in float16) gives 0 or 1,
+        # not inf/inf = NaN, and the lower tail 0.5 q keeps its relative precision
         ax = alpha * x
-        return 0.5 * (1 + ax / (1 + ax.abs()))
+        q = 0.5 / (1 + ax.abs())
+        return torch.where(ax < 0, q, 1 - q)
 
     def derivative(self, x, alpha):
         return alpha / (2 * (1 + (alpha * x).abs()) ** 2)
@@ -118,7 +120,7 @@ class FastSigmoid(Surrogate):
 
 
 class SoftSign(FastSigmoid):
-    r"""Soft-sign surrogate: the fast-sigmoid curve with SpikingJelly's default ``alpha = 2``
+    r"""Soft-sign surrogate: the fast-sigmoid curve with default ``alpha = 2``
     (since the study, also :class:`FastSigmoid`'s default; kept as its own name).
 
     .. math:: P = \tfrac12\big(1 + \mathrm{softsign}(a x)\big),\quad P' = \frac{a}{2(1+a|x|)^2}
@@ -136,7 +138,7 @@ class ATan(Surrogate):
         P' = \frac{a/2}{1 + (\frac\pi2 a x)^2},\quad
         \partial_a P = \frac{x/2}{1 + (\frac\pi2 a x)^2}
 
-    Default ``alpha = 2`` (SpikingJelly / snnTorch default; peak gradient 1).
+    Default ``alpha = 2`` (peak gradient 1).
     """
 
     name = "atan"
@@ -203,7 +205,7 @@ class Gaussian(Surrogate):
 
 
 class Erf(Surrogate):
-    r"""Error-function surrogate (SpikingJelly's ``surrogate.Erf``; Esser et al. 2015 style).
+    r"""Error-function surrogate (Esser et al. 2015 style).
 
     .. math::
         P = \tfrac12\,\mathrm{erfc}(-a x),\quad P' = \frac{a}{\sqrt\pi} e^{-a^2x^2},\quad
@@ -232,7 +234,7 @@ class Exponential(Surrogate):
         P = \begin{cases}\tfrac12 e^{a x} & x < 0\\ 1 - \tfrac12 e^{-a x} & x \ge 0\end{cases},\quad
         P' = \tfrac a2 e^{-a|x|},\quad \partial_a P = \tfrac{|x|}{2} e^{-a|x|}\,\mathrm{sign}(x)
 
-    Default ``alpha = 1`` (SpikingJelly's ``PiecewiseExp``).
+    Default ``alpha = 1``. Peer names: docs/coming-from.md.
     """
 
     name = "exponential"
@@ -274,10 +276,30 @@ class DSpike(Surrogate):
         return alpha * (1 - torch.tanh(alpha * x) ** 2) / (2 * torch.tanh(0.5 * alpha)) * inside
 
     def d_alpha(self, x, alpha):
+        # The closed form cancels catastrophically for small a (its two terms agree to O(a^3)), so
+        # a <= 2 uses the cancellation-free series c a S / (cosh^2(a c) (sinh(a/2)/(a/2))^2) with
+        # S = sum_k a^(2k-2) (1 - (2c)^(2k)) / (2k+1)!; half types are computed in float32.
+        dt = x.dtype
+        if dt in (torch.float16, torch.bfloat16):
+            x, alpha = x.float(), torch.as_tensor(alpha).float()
         c = x.clamp(-0.5, 0.5)
-        th = torch.tanh(alpha * c)
-        th2 = torch.tanh(0.5 * alpha)
-        return (c * (1 - th**2) * th2 - 0.5 * th * (1 - th2**2)) / (2 * th2**2)
+        ad = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).clamp(min=2.0)
+        th = torch.tanh(ad * c)
+        th2 = torch.tanh(0.5 * ad)
+        # sech^2 = 1/cosh^2 rather than 1 - tanh^2, which is 0 in float32 once |a c| > 9
+        direct = (c * torch.cosh(ad * c) ** -2 * th2 - 0.5 * th * torch.cosh(0.5 * ad) ** -2) / (2 * th2**2)
+        a = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).clamp(max=2.0)
+        a2, t = a * a, 4 * c * c
+        coef, geo = torch.full_like(a, 1.0 / 6.0), torch.ones_like(t)
+        acc = coef * geo
+        for k in range(2, 13):
+            coef = coef * a2 / ((2 * k) * (2 * k + 1))
+            geo = geo * t + 1
+            acc = acc + coef * geo
+        h = 0.5 * a
+        sh = torch.where(h > 0, torch.sinh(h) / h, torch.ones_like(h))
+        series = c * a * (1 - 2 * c) * (1 + 2 * c) * acc / (torch.cosh(a * c) ** 2 * sh**2)
+        return torch.where(torch.as_tensor(alpha, device=x.device) > 2.0, direct, series).to(dt)
 
     def reach(self):
         return 1  # the window |x| < 1/2 does not depend on alpha

@@ -8,8 +8,10 @@ accuracy and spike rate on a loader. Batches are ``(x, y)`` with ``x`` time-majo
 One concern per module: :mod:`.loop` (``fit``), :mod:`.epoch` (one pass, ``evaluate``),
 :mod:`.optim` (optimizers and schedules by name), :mod:`.rundir` (the output directory, resume,
 crash safety), :mod:`.callbacks` (hooks, stateful callbacks), :mod:`.checkpoint`,
-:mod:`.distributed`, :mod:`.amp` (mixed precision), :mod:`.sinks` (CSV/TensorBoard), and
-:mod:`.config` (:class:`RunConfig`, the command line's configuration, with its builders).
+:mod:`.distributed`, :mod:`.amp` (mixed precision), :mod:`.sinks` (CSV/TensorBoard),
+:mod:`.activity` (``fit(stats=True)``: activity totals per epoch), and :mod:`.config`
+(:class:`RunConfig`, the command line's configuration, with its builders; value checks in
+:mod:`.options`).
 """
 
 from .config import (OptionError, RunConfig, build_data_for, build_loss_for, build_model_for,

@@ -20,151 +20,18 @@ quantizers' ``MAX_BITS``) and what a resume may do with it:
 from __future__ import annotations
 
 import dataclasses
-import os
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
-from .datasets import DATASETS, DEFAULT_TIME_STEPS, build_data
+from .datasets import DATASETS, DEFAULT_TIME_STEPS, FRAME_MODES, RECORDED, build_data
 from .models import MODELS, NEURONS, READOUTS, build_model, readout_for
 from .amp import AMP_MODES
 from .optim import OPTIMIZERS, SCHEDULERS
-from .sinks import SINKS, parse_sinks
-
-
-def max_bits() -> int:
-    """The largest bit width the quantizers accept (``MAX_BITS`` of :mod:`surrogate_nets.quant`)."""
-    from .. import quant
-    value = getattr(quant, "MAX_BITS", None)
-    if value is None:
-        from ..quant import quantizer
-        value = quantizer.MAX_BITS
-    return int(value)
-
-
-# ------------------------------------------------------------------------------ value checks
-class OptionError(ValueError):
-    """A value that does not fit an option (the parser turns it into a usage error)."""
-
-
-def _int(low: int, expected: str, high: Optional[Callable[[], int]] = None):
-    def conv(text) -> int:
-        try:
-            v = int(text) if not isinstance(text, bool) else None
-            if v is None or (isinstance(text, float) and v != text):
-                raise ValueError
-        except (TypeError, ValueError):
-            raise OptionError(f"expected {expected}, got {text!r}") from None
-        hi = high() if high is not None else None
-        if v < low or (hi is not None and v > hi):
-            raise OptionError(f"expected {expected}" + (f" (at most {hi})" if hi else "") +
-                              f", got {text!r}")
-        return v
-    conv.__name__ = expected
-    return conv
-
-
-def _float(allow_zero: bool, expected: str, above: float = 0.0):
-    def conv(text) -> float:
-        try:
-            v = float(text)
-        except (TypeError, ValueError):
-            raise OptionError(f"expected {expected}, got {text!r}") from None
-        ok = (v >= above if allow_zero else v > above) and v < float("inf")
-        if not ok:
-            raise OptionError(f"expected {expected}, got {text!r}")
-        return v
-    conv.__name__ = expected
-    return conv
-
-
-def _surrogate_name(text) -> str:
-    from .. import surrogate
-    name = str(text)
-    try:
-        surrogate.registry.lookup(name)
-    except (ValueError, TypeError) as e:
-        raise OptionError(str(e)) from None
-    return name
-
-
-def classification_losses() -> List[str]:
-    """The loss names the command line offers (built-ins that take class indices, plug-ins)."""
-    from .. import losses
-    return losses.names(task="classification")
-
-
-def _loss_name(text) -> str:
-    """A built-in classification loss, an import path or an installed entry point. Nothing is
-    imported here (that happens in :func:`build_run`)."""
-    from .. import losses
-    name = str(text).strip()
-    if not name:
-        raise OptionError(f"expected a loss name, got {text!r}; choose one of {classification_losses()}")
-    if ":" in name:
-        return _absolute_loss_file(name)
-    canon = losses.canonical(name)
-    if canon is not None:
-        if canon not in losses.CLASSIFICATION:
-            raise OptionError(
-                f"loss {name!r} does not train a classifier from class indices [B] on a time-major "
-                f"output [T, B, C] (the command line trains classifiers); choose one of "
-                f"{classification_losses()}, or a plug-in")
-        return name
-    if name not in losses.names(task="classification"):
-        raise OptionError(f"unknown loss {name!r}; expected one of {classification_losses()}, an "
-                          f"import path 'package.module:Name' or 'path/to/file.py:Name', or an "
-                          f"entry point of the group 'surrogate_nets.losses'")
-    return name
-
-
-def _absolute_loss_file(spec: str) -> str:
-    """``"rel/file.py:Name"`` -> ``"/abs/rel/file.py:Name"`` when that file exists, so that
-    ``eval`` and ``--resume`` find the plug-in from any working directory; else ``spec``."""
-    module, sep, attr = str(spec).rpartition(":")
-    if sep and module.strip().endswith(".py") and not os.path.isabs(module.strip()) \
-            and os.path.isfile(module.strip()):
-        return f"{os.path.abspath(module.strip())}:{attr}"
-    return spec
-
-
-def _bool(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise OptionError(f"expected true or false, got {value!r}")
-
-
-def _sink_list(text) -> str:
-    try:
-        return ",".join(parse_sinks(text))
-    except ValueError as e:
-        raise OptionError(str(e)) from None
-
-
-def _choices(fn: Callable[[], Any]):
-    def conv(text) -> str:
-        valid = list(fn())
-        if str(text) not in valid:
-            raise OptionError(f"invalid choice {text!r} (choose from {', '.join(valid)})")
-        return str(text)
-    conv.choices = fn
-    return conv
-
-
-def _opt(default, help: str, group: str, *, check=None, resume: str = "fixed", flag=None,
-         metavar=None, action=None):
-    meta = {"help": help, "group": group, "check": check, "resume": resume, "flag": flag,
-            "metavar": metavar, "action": action}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-_pos_int = _int(1, "a positive integer")
-_nonneg_int = _int(0, "an integer >= 0")
-_pos_float = _float(False, "a positive finite number")
-_nonneg_float = _float(True, "a finite number >= 0")
-_bits = _int(1, "a bit width >= 1", high=max_bits)
-_tau = _float(False, "a time constant > 1 (in steps)", above=1.0)
+from .sinks import SINKS
+from .options import (OptionError, _bits, _bool, _choices, _float, _int, _loss_name,  # noqa: F401
+                      _nonneg_float, _nonneg_int, _opt, _pos_float, _pos_int, _sink_list,
+                      _surrogate_name, _tau, _absolute_loss_file, classification_losses, max_bits,
+                      _fraction, _probability)
 
 
 # ------------------------------------------------------------------------------ the config
@@ -190,6 +57,30 @@ class RunConfig:
                                      "data", check=_pos_int)
     workers: int = _opt(0, "DataLoader worker processes for the recorded data sets", "data",
                         check=_nonneg_int, resume="place")
+    # tonic options of the recorded data sets (keywords of data.get_dataset; see RECORDED)
+    cache_dir: Optional[str] = _opt(
+        None, "cache the frames of nmnist/shd/dvsgesture on disk under DIR (tonic "
+              "DiskCachedDataset); with --drop-event only the test split is cached (a cache "
+              "would freeze the random drop)", "data", resume="place", metavar="DIR")
+    denoise: Optional[int] = _opt(
+        None, "drop events without a neighbouring event within US microseconds (tonic Denoise; "
+              "nmnist, dvsgesture)", "data", check=_pos_int, metavar="US")
+    frames: Optional[str] = _opt(
+        None, "slice the events into frames by time (T time bins, the default) or by count (T "
+              "frames of equal event count, or --events-per-frame)", "data",
+        check=_choices(lambda: FRAME_MODES))
+    events_per_frame: Optional[int] = _opt(
+        None, "frames of N events each: a variable number of frames, zero-padded in a batch "
+              "(implies --frames count; not with --time-steps)", "data", check=_pos_int,
+        metavar="N")
+    duration_ms: Optional[float] = _opt(
+        None, "bin the fixed window [0, D ms] of every recording into T bins (e.g. shd "
+              "--time-steps 100 --duration-ms 1000: 10 ms bins); later events are dropped",
+        "data", check=_pos_float, metavar="D")
+    drop_event: Optional[float] = _opt(
+        None, "augmentation: drop each event of a training sample with probability P (tonic "
+              "DropEvent, drawn anew every epoch; the test split is untouched)", "data",
+        check=_probability, metavar="P")
     # model
     model: str = _opt("mlp", "network of the zoo", "model", check=_choices(lambda: MODELS))
     neuron: str = _opt("lif", "hidden neurons", "model", check=_choices(lambda: NEURONS))
@@ -200,6 +91,11 @@ class RunConfig:
                                   "model", check=_pos_float)
     learn_alpha: bool = _opt(False, "learn the surrogate sharpness alpha", "model",
                              action="store_true", check=_bool)
+    adaptive_alpha: Optional[float] = _opt(
+        None, "set the surrogate sharpness from data (surrogate.Adaptive): alpha keeps a "
+              "fraction Q in (0, 1) of the neurons' pre-activations inside the surrogate's "
+              "half-maximum width (bare flag: Q = 0.2); --alpha is the start value. Not with "
+              "--learn-alpha", "model", check=_fraction, const=0.2, metavar="Q")
     alpha_lr: Optional[float] = _opt(
         None, "learning rate of the learned alphas (their own optimizer param group, no weight "
               "decay, same schedule; default: --lr). Only with --learn-alpha: without it a "
@@ -233,6 +129,10 @@ class RunConfig:
     amp: Optional[str] = _opt(None, "mixed precision: bf16 or fp16 (autocast; fp16 with loss "
                                     "scaling); default float32", "training",
                               check=_choices(lambda: AMP_MODES))
+    stats_every_epoch: bool = _opt(
+        False, "log the activity totals of each epoch's test pass (firing rate, sparsity, "
+               "SynOps, MACs, energy estimate; surrogate_nets.stats) into metrics.jsonl",
+        "training", action="store_true", check=_bool, resume="free")
     seed: int = _opt(0, "seed of the initialisation, the data order and the generators",
                      "training", check=_nonneg_int)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N", "training", resume="place")
@@ -289,9 +189,43 @@ class RunConfig:
                 v = cls.check_value(f.name, v)
             values[f.name] = v
         cfg = cls(**values)
-        if cfg.time_steps is None:
+        problem = cfg.conflict()
+        if problem:
+            raise OptionError(problem)
+        if cfg.time_steps is None and cfg.events_per_frame is None:
             cfg.time_steps = DEFAULT_TIME_STEPS[cfg.dataset]
         return cfg
+
+    def conflict(self) -> Optional[str]:
+        """The message of the first combination of options that does not apply, or ``None``
+        (before the default ``time_steps`` is filled in)."""
+        tonic_flags = [f"--{n.replace('_', '-')}" for n in
+                       ("cache_dir", "denoise", "events_per_frame", "duration_ms", "drop_event")
+                       if getattr(self, n) is not None]
+        if self.frames == "count":
+            tonic_flags.append("--frames count")
+        if tonic_flags and self.dataset not in RECORDED:
+            how = ("binned in memory into T time bins of its fixed 300 ms window"
+                   if self.dataset == "digits" else "generated as dense spikes [T, N]")
+            return (f"{', '.join(tonic_flags)}: applies to the recorded data sets "
+                    f"({', '.join(RECORDED)}); --dataset {self.dataset} is {how}")
+        if self.denoise is not None and self.dataset == "shd":
+            return ("--denoise: needs a 2-D sensor (x and y); shd events have no y coordinate "
+                    f"(got --denoise {self.denoise} --dataset shd)")
+        if self.events_per_frame is not None:
+            if self.time_steps is not None:
+                return (f"--events-per-frame {self.events_per_frame} gives a variable number of "
+                        f"frames; it does not go with --time-steps {self.time_steps}")
+            if self.frames == "time":
+                return "--events-per-frame slices by event count; it does not go with --frames time"
+            if self.duration_ms is not None:
+                return "--duration-ms fixes a time window; it does not go with --events-per-frame"
+        if self.frames == "count" and self.duration_ms is not None:
+            return "--duration-ms fixes a time window; it does not go with --frames count"
+        if self.adaptive_alpha is not None and self.learn_alpha:
+            return ("--adaptive-alpha and --learn-alpha both move the surrogate sharpness; "
+                    "choose one")
+        return None
 
     @classmethod
     def read_toml(cls, path) -> Dict[str, Any]:
@@ -353,7 +287,16 @@ def build_data_for(cfg: RunConfig, *, train: bool = True, test: bool = True, dat
                       seed=cfg.seed, data_dir=data_dir if data_dir is not None else cfg.data_dir,
                       download=bool(cfg.download), limit_train=cfg.limit_train,
                       limit_test=cfg.limit_test, workers=cfg.workers or 0, train=train, test=test,
-                      test_batch_size=test_batch_size)
+                      test_batch_size=test_batch_size, **tonic_options(cfg))
+
+
+def tonic_options(cfg: RunConfig) -> dict:
+    """The keywords of :func:`~surrogate_nets.train.datasets.build_data` for the tonic options
+    that are set (none for the in-memory data sets)."""
+    kw = {"cache_dir": cfg.cache_dir, "denoise_us": cfg.denoise, "frames": cfg.frames,
+          "events_per_frame": cfg.events_per_frame, "drop_event": cfg.drop_event,
+          "duration_us": None if cfg.duration_ms is None else round(1000 * cfg.duration_ms)}
+    return {k: v for k, v in kw.items() if v is not None}
 
 
 def resolved_readout(cfg: RunConfig) -> str:
@@ -367,6 +310,7 @@ def build_model_for(cfg: RunConfig, input_shape, num_classes: int):
     torch.manual_seed(cfg.seed)
     return build_model(cfg.model, input_shape, num_classes, neuron=cfg.neuron,
                        surrogate=cfg.surrogate, alpha=cfg.alpha, learn_alpha=cfg.learn_alpha,
+                       adaptive_alpha=cfg.adaptive_alpha,
                        tau=cfg.tau, hidden=cfg.hidden, layers=cfg.layers,
                        readout=resolved_readout(cfg), weight_bits=cfg.weight_bits,
                        act_bits=cfg.act_bits)

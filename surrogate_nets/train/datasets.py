@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from .._validate import check_choice, check_int
+from ..data.pipeline import FRAME_MODES  # noqa: F401  (re-exported: choices of --frames)
 from .loaders import TensorLoader
 
 #: Data set names the command line accepts.
@@ -22,6 +23,8 @@ DATASETS = ("digits", "randman", "nmnist", "shd", "dvsgesture")
 DEFAULT_TIME_STEPS = {"digits": 12, "randman": 50, "nmnist": 20, "shd": 50, "dvsgesture": 16}
 #: Number of classes of the recorded data sets.
 NUM_CLASSES = {"digits": 10, "nmnist": 10, "shd": 20, "dvsgesture": 11}
+#: The data sets read through tonic (the only ones the tonic options below apply to).
+RECORDED = ("nmnist", "shd", "dvsgesture")
 
 
 @dataclass
@@ -42,6 +45,15 @@ def subset_indices(total: int, n: Optional[int]) -> Optional[torch.Tensor]:
     return (torch.arange(n, dtype=torch.long) * total) // n
 
 
+def collate_padded_xy(batch):
+    """``(x [T_max, B, ...], y)`` of samples with different ``T``: zero frames after a sample's
+    end (no input), via :func:`surrogate_nets.data.collate_padded` (its lengths dropped)."""
+    from ..data import collate_padded
+
+    x, y, _lengths = collate_padded(batch)
+    return x, y
+
+
 def _limit(x, y, n):
     idx = subset_indices(x.shape[0], n)
     if idx is None:
@@ -52,7 +64,10 @@ def _limit(x, y, n):
 def build_data(name: str, *, time_steps: int, batch_size: int, seed: int = 0, data_dir=None,
                download: bool = False, limit_train: Optional[int] = None,
                limit_test: Optional[int] = None, workers: int = 0, train: bool = True,
-               test: bool = True, test_batch_size: Optional[int] = None) -> DataBundle:
+               test: bool = True, test_batch_size: Optional[int] = None,
+               cache_dir=None, denoise_us: Optional[int] = None, frames: Optional[str] = None,
+               events_per_frame: Optional[int] = None, duration_us: Optional[int] = None,
+               drop_event: Optional[float] = None) -> DataBundle:
     """Build the train/test loaders of data set ``name`` (see :data:`DATASETS`).
 
     Args:
@@ -68,6 +83,13 @@ def build_data(name: str, *, time_steps: int, batch_size: int, seed: int = 0, da
             runs, tests).
         workers: ``DataLoader`` worker processes for the recorded data sets.
         train, test: which loaders to build (the other is ``None``).
+        cache_dir, denoise_us, frames, events_per_frame, duration_us: recorded data sets only,
+            passed to :func:`surrogate_nets.data.get_dataset` (see there); with
+            ``events_per_frame`` the number of frames varies (``time_steps`` must be ``None``) and
+            batches are zero-padded at the end (:func:`collate_padded_xy`).
+        drop_event: recorded data sets only: ``tonic.transforms.DropEvent(p=drop_event)`` on the
+            events of the training split (drawn anew on every access; the training split is
+            then not cached, since a cache would freeze the draw).
 
     Returns:
         :class:`DataBundle`.
@@ -75,7 +97,26 @@ def build_data(name: str, *, time_steps: int, batch_size: int, seed: int = 0, da
     from .. import data as sn_data
 
     name = check_choice(name, "dataset", DATASETS)
-    time_steps = check_int(time_steps, "time_steps", minimum=1)
+    tonic_kw = {k: v for k, v in (("cache_dir", cache_dir), ("denoise_us", denoise_us),
+                                  ("events_per_frame", events_per_frame),
+                                  ("duration_us", duration_us), ("drop_event", drop_event))
+                if v is not None}
+    if frames == "count":
+        tonic_kw["frames"] = frames
+    if tonic_kw and name not in RECORDED:
+        raise ValueError(f"{sorted(tonic_kw)} apply to the recorded data sets {list(RECORDED)} "
+                         f"only, got dataset={name!r}")
+    if frames is not None:
+        check_choice(frames, "frames", FRAME_MODES)
+    if events_per_frame is not None:
+        if time_steps is not None:
+            raise ValueError(f"events_per_frame={events_per_frame} gives a variable number of "
+                             f"frames; time_steps must be None, got {time_steps!r}")
+    else:
+        time_steps = check_int(time_steps, "time_steps", minimum=1)
+    if drop_event is not None and not (isinstance(drop_event, (int, float))
+                                       and 0 < drop_event < 1):
+        raise ValueError(f"drop_event must be a probability in (0, 1), got {drop_event!r}")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     for v, n in ((limit_train, "limit_train"), (limit_test, "limit_test")):
         if v is not None:
@@ -107,8 +148,13 @@ def build_data(name: str, *, time_steps: int, batch_size: int, seed: int = 0, da
     from torch.utils.data import DataLoader, Subset
 
     def dataset(is_train, limit):
-        ds = sn_data.get_dataset(name, data_dir=data_dir, train=is_train, download=download,
-                                 time_steps=time_steps)
+        kw = dict(time_steps=time_steps, frames=frames, events_per_frame=events_per_frame,
+                  duration_us=duration_us, denoise_us=denoise_us, cache_dir=cache_dir)
+        if drop_event is not None and is_train:
+            import tonic.transforms as tt
+
+            kw.update(event_transform=tt.DropEvent(p=float(drop_event)), cache_dir=None)
+        ds = sn_data.get_dataset(name, data_dir=data_dir, train=is_train, download=download, **kw)
         idx = subset_indices(len(ds), limit)
         if idx is not None:
             ds = Subset(ds, idx.tolist())
@@ -117,7 +163,8 @@ def build_data(name: str, *, time_steps: int, batch_size: int, seed: int = 0, da
     def loader(ds, bs, shuffle):
         g = torch.Generator()
         g.manual_seed(seed)
-        return DataLoader(ds, batch_size=bs, shuffle=shuffle, collate_fn=sn_data.collate_time_major,
+        collate = sn_data.collate_time_major if events_per_frame is None else collate_padded_xy
+        return DataLoader(ds, batch_size=bs, shuffle=shuffle, collate_fn=collate,
                           num_workers=workers, generator=g, persistent_workers=workers > 0)
 
     tr = te = None

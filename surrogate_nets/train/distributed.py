@@ -8,6 +8,7 @@ Without them everything here is a no-op for a single process.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Sequence, Union
@@ -93,6 +94,7 @@ def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
 def teardown(info: DistInfo) -> None:
     """Destroy the process group if :func:`setup` created it."""
     if info.initialized_here and dist.is_initialized():
+        gc.collect()  # objects in reference cycles that still hold the group go first
         dist.destroy_process_group()
 
 

@@ -80,6 +80,9 @@ class TensorLoader:
         if y.shape[0] != n:
             raise ValueError(f"y must have one entry per sample: x has {n} samples "
                              f"(shape {tuple(x.shape)}, time_major={time_major}), y has shape {tuple(y.shape)}")
+        for flag, value in (("shuffle", shuffle), ("drop_last", drop_last), ("time_major", time_major)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be a bool, got {type(value).__name__} {value!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
         self.x, self.y = x, y

@@ -37,6 +37,7 @@ from .callbacks import (TrainState, callback_states, check_callbacks, check_regu
                         load_callback_states)
 from .checkpoint import CheckpointError  # noqa: F401  (re-exported)
 from .distributed import resolve_device  # noqa: F401  (re-exported)
+from .activity import activity_record, activity_recorder
 from .epoch import NonFiniteLossError, eval_epoch, evaluate, nonfinite_message, train_epoch  # noqa: F401
 from .history import History, format_table, json_safe
 from .loaders import deterministic_loader, set_epoch, shard_loader
@@ -125,7 +126,7 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
         seed: Optional[int] = 0, progress: bool = True, verbose: bool = True,
         config: Optional[dict] = None, predict: Optional[Callable] = None,
         best_metric: Optional[str] = None, plot: bool = True, record: bool = True,
-        sync_init: bool = True, amp: Optional[str] = None) -> History:
+        sync_init: bool = True, amp: Optional[str] = None, stats: bool = False) -> History:
     r"""Train ``model`` with ``loss`` for ``epochs`` epochs; returns the :class:`History`.
 
     Each epoch: the loader order is set by ``(seed, epoch)``; the global generators are seeded
@@ -186,6 +187,12 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
         amp: mixed precision, ``None`` (float32), ``"bf16"`` or ``"fp16"`` (autocast; fp16 with
             a gradient scaler whose state is checkpointed), see :mod:`surrogate_nets.train.amp`.
             Part of the run's configuration.
+        stats: measure the activity of the test pass (:func:`surrogate_nets.stats.record_activity`)
+            and add its totals to every record: ``stats_firing_rate``, ``stats_sparsity``,
+            ``stats_synops``, ``stats_macs``, ``stats_snn_macs`` (per sample),
+            ``stats_energy_snn_j``, ``stats_energy_ann_j``, ``stats_energy_ratio`` (estimates;
+            NaN is written as ``null``). Needs ``test_loader``; costs host syncs in that pass.
+            Multi-process: rank 0's shard of the test set.
         sync_init: multi-process only: copy rank 0's parameters and buffers to every rank after
             the first optimizer step (see below). ``False`` only to study what happens without.
 
@@ -236,6 +243,10 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
     if not isinstance(best_metric, str):
         raise TypeError(f"best_metric must be a str, got {type(best_metric).__name__}")
     minimise = best_metric.endswith("loss")
+    if not isinstance(stats, bool):
+        raise TypeError(f"stats must be a bool, got {type(stats).__name__} {stats!r}")
+    if stats and test_loader is None:
+        raise ValueError("stats=True measures the test pass; it needs a test_loader, got None")
     if amp is not None and amp not in AMP_MODES:
         raise ValueError(f"amp must be None or one of {list(AMP_MODES)}, got {amp!r}")
 
@@ -314,10 +325,13 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
             rec.update(tr.result("train_", True))
             t1 = time.perf_counter()
             if test_loader is not None:
-                te = eval_epoch(model, loss, test_loader, device, regularizers=regularizers,
-                                metrics=metrics, predict_fn=predict, info=info, bar_desc="  test",
-                                show_bar=progress and show, precision=precision)
+                with activity_recorder(model, stats) as act:
+                    te = eval_epoch(model, loss, test_loader, device, regularizers=regularizers,
+                                    metrics=metrics, predict_fn=predict, info=info,
+                                    bar_desc="  test", show_bar=progress and show,
+                                    precision=precision)
                 rec.update(te.result("test_", loss is not None or bool(regularizers)))
+                rec.update(activity_record(act))
             rec["lr"] = lrs[0]
             if alpha_group is not None:
                 rec["alpha_lr"] = lrs[alpha_group]
@@ -358,6 +372,9 @@ def fit(model: nn.Module, loss: nn.Module, train_loader: Iterable, test_loader: 
             dist_mod.barrier(info)
         return history
     finally:
+        # DDP's reducer holds the process group: drop the wrapper (and any cycle through it) so
+        # the group's gloo threads end here, not during interpreter shutdown (a SIGABRT there).
+        train_model = None  # noqa: F841
         dist_mod.teardown(info)
 
 

@@ -50,13 +50,19 @@ def readout_for(loss_name: str) -> str:
 
 def make_neuron(kind: str, *, surrogate: str = "atan", alpha: Optional[float] = None,
                 learn_alpha: bool = False, tau: float = 2.0, num_neurons: Optional[int] = None,
-                recurrent: bool = False):
-    """One neuron module of the given kind with its own surrogate instance."""
+                recurrent: bool = False, adaptive_alpha: Optional[float] = None):
+    """One neuron module of the given kind with its own surrogate instance (``adaptive_alpha=q``:
+    the family wrapped in :class:`~surrogate_nets.surrogate.Adaptive` with ``fraction=q``)."""
     from .. import neurons
     from ..surrogate import get as get_surrogate
 
     kw = {} if alpha is None else {"alpha": alpha}
+    if adaptive_alpha is not None and learn_alpha:
+        raise ValueError("adaptive_alpha and learn_alpha both move the surrogate sharpness; "
+                         f"choose one, got adaptive_alpha={adaptive_alpha!r}, learn_alpha=True")
     sg = get_surrogate(surrogate, learnable=learn_alpha, **kw)
+    if adaptive_alpha is not None:
+        sg = sg.adaptive(fraction=adaptive_alpha)
     if recurrent:
         return neurons.RLIF(tau=tau, num_neurons=num_neurons, surrogate=sg)
     if kind not in NEURON_BUILDERS:
@@ -87,7 +93,7 @@ def build_model(model: str, input_shape: Sequence[int], num_classes: int, *, neu
                 surrogate: str = "atan", alpha: Optional[float] = None, learn_alpha: bool = False,
                 tau: float = 2.0, hidden: int = 128, layers: int = 1, channels: Sequence[int] = (32, 64),
                 readout: str = "spike", weight_bits: Optional[int] = None,
-                act_bits: Optional[int] = None) -> nn.Module:
+                act_bits: Optional[int] = None, adaptive_alpha: Optional[float] = None) -> nn.Module:
     """Build a zoo model (see the module docstring).
 
     Args:
@@ -98,6 +104,9 @@ def build_model(model: str, input_shape: Sequence[int], num_classes: int, *, neu
         neuron: hidden neuron kind (:data:`NEURONS`); the recurrent layer is always an RLIF.
         surrogate, alpha, learn_alpha: surrogate family (registry name), sharpness (``None``:
             the family default) and whether it is learned; one surrogate instance per neuron layer.
+        adaptive_alpha: ``q`` in (0, 1): set alpha from data instead
+            (:class:`~surrogate_nets.surrogate.Adaptive` with ``fraction=q``, started at
+            ``alpha``); not with ``learn_alpha``.
         tau: membrane time constant in steps (``beta = 1 - 1/tau``).
         hidden, layers: width and number of hidden layers of ``mlp`` (``recurrent``: width).
         channels: conv channels of the two conv blocks.
@@ -127,7 +136,7 @@ def build_model(model: str, input_shape: Sequence[int], num_classes: int, *, neu
 
     def neu(recurrent=False, n=None):
         return make_neuron(neuron, surrogate=surrogate, alpha=alpha, learn_alpha=learn_alpha, tau=tau,
-                           num_neurons=n, recurrent=recurrent)
+                           num_neurons=n, recurrent=recurrent, adaptive_alpha=adaptive_alpha)
 
     def cur(mod):  # a synaptic layer, with its current quantized when act_bits is set
         return [mod] if act_bits is None else [mod, _act(act_bits)]

@@ -14,6 +14,8 @@ from typing import Iterable, List, Optional, Tuple
 import torch
 from torch import nn
 
+from .._validate import check_positive
+
 #: Optimizers known by name (``optimizer="adamw"``, ``--optimizer adamw``).
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
                "rmsprop": torch.optim.RMSprop}
@@ -61,6 +63,8 @@ def build_optimizer(optimizer, params, lr: float, weight_decay: float = 0.0, *,
         if key not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}, "
                              f"a factory params -> Optimizer, or an Optimizer instance")
+        check_positive(lr, "lr")  # torch's own message does not name lr
+        check_positive(weight_decay, "weight_decay", allow_zero=True)
         kw = {"lr": lr, "weight_decay": weight_decay}
         if key == "sgd":
             kw["momentum"] = 0.9

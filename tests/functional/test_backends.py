@@ -11,6 +11,7 @@ tensors through Triton's interpreter (``TRITON_INTERPRET=1`` is set before trito
 """
 
 import importlib.util
+import math
 import os
 
 import pytest
@@ -178,6 +179,31 @@ def test_every_backend_meets_the_reference(op, name, cfg):
         sur, lo, hi = case
         got, exp = [res], [ref.fake_quant(kw["x"], kw["step"], kw["offset"], sur, lo, hi)]
     _compare(got, exp, wrt, names, f"{op}/{name}")
+
+
+def _scale_cases():
+    for op in ("lif", "alif", "synaptic"):
+        for name in B.list_backends(op):
+            yield pytest.param(op, name, id=f"{op}-{name}")
+
+
+@pytest.mark.parametrize("op, name", list(_scale_cases()))
+@pytest.mark.parametrize("alpha_shape", [(), (N,)], ids=["scalar", "per-neuron"])
+def test_every_backend_scales_alpha_grad_auto_over_the_whole_sequence(op, name, alpha_shape):
+    """grad_scale='auto' is 1/sqrt(T*B*N / numel(alpha)) on every backend (one meaning, issue 10.9)."""
+    grads = []
+    for scale in ("auto", None):
+        kw, _, _, _ = _spiking_case(op, "subtract", False, False, 1)
+        alpha = torch.full(alpha_shape, 2.0, dtype=f64, requires_grad=True)
+        kw.update(alpha=alpha, surrogate=S.ATan(grad_scale=scale))
+        if not B.backend_supports(op, name, **kw):
+            pytest.skip(f"backend {name!r} of {op!r} declines this case")
+        res = B.dispatch(op, name, **kw)
+        (res.spikes * torch.linspace(-1, 1, res.spikes.numel(), dtype=f64).reshape(res.spikes.shape)).sum().backward()
+        grads.append(alpha.grad)
+    assert torch.count_nonzero(grads[1]) > 0
+    n = T * BATCH * N // max(1, math.prod(alpha_shape))
+    torch.testing.assert_close(grads[0], grads[1] / math.sqrt(n), rtol=1e-12, atol=0)
 
 
 def test_every_op_has_the_torch_reference():

@@ -214,18 +214,19 @@ def test_cuda_same_code_path():
 
 @pytest.mark.parametrize("levels", [1, 3])
 def test_alpha_grad_scale_auto_matches_per_step_spikes(levels):
-    """grad_scale='auto' scales per step (numel of one step), as a loop of spike() calls does."""
+    """grad_scale='auto' is 1/sqrt(numel of the whole [T, B, ...] call / numel(alpha)), for every backend."""
     x = torch.randn(9, 3, 4, dtype=f64) * 2.5
     grads = []
-    for use_scan in (True, False):
-        sur = S.ATan(learnable=True, grad_scale="auto").double()
-        if use_scan:
-            out = lif_scan(x, None, 0.7, 1.0, None, sur, levels=levels).spikes
+    for mode in ("torch", "autograd", "ref"):
+        sur = S.ATan(learnable=True, grad_scale=None if mode == "ref" else "auto").double()
+        if mode != "ref":
+            out = lif_scan(x, None, 0.7, 1.0, None, sur, levels=levels, backend=mode).spikes
         else:
             out = ref.run("lif", x, {"beta": 0.7, "threshold": 1.0}, sur, levels=levels)[0]
         out.sum().backward()
         grads.append(sur.raw_alpha.grad)
     torch.testing.assert_close(grads[0], grads[1])
+    torch.testing.assert_close(grads[0], grads[2] / x.numel() ** 0.5)
 
 
 def test_fire_and_step_functions_reject_bad_arguments():
