@@ -23,8 +23,8 @@ class ScaleGrad(torch.autograd.Function):
 def grad_scale(surrogate, n_state: int, n_alpha: int) -> Optional[float]:
     """The factor :func:`~surrogate_nets.functional._common.alpha_grad` applies to alpha's gradient.
 
-    The torch backend accumulates alpha's gradient over time into a ``[B, ...]`` tensor, so
-    ``"auto"`` is ``1 / sqrt(numel(x[0]) / numel(alpha))``.
+    ``"auto"`` is ``1 / sqrt(n_state / numel(alpha))`` with ``n_state`` the elements one call sums
+    over: the whole ``[T, B, ...]`` input of a scan (as the torch backends count it).
     """
     scale = surrogate.grad_scale
     if scale == "auto":

@@ -518,7 +518,7 @@ def numba_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset
     T = x.shape[0]
     n = x[0].numel()
     dt = x.dtype
-    alpha = scaled_alpha(alpha, surrogate, n)
+    alpha = scaled_alpha(alpha, surrogate, x.numel())  # "auto": the whole sequence
     s, h, v = NumbaLIFScan.apply(
         x.contiguous().view(T, n), v0.to(dt).contiguous().view(n),
         expand_param(beta, shape, dt).view(n), expand_param(threshold, shape, dt).view(n),

@@ -220,7 +220,7 @@ def triton_alif_scan(x, v0, a0, beta, rho, threshold, adaptation, alpha, surroga
         raise ValueError("the triton backend does not support relaxed=True; use backend='torch'")
     shape, T, n = x.shape[1:], x.shape[0], x[0].numel()
     pdt = torch.float64 if x.dtype == torch.float64 else torch.float32
-    alpha = scaled_alpha(alpha, surrogate, n)
+    alpha = scaled_alpha(alpha, surrogate, x.numel())  # "auto": the whole sequence
     d, da = form_for(surrogate)
 
     def full(p):

@@ -324,7 +324,7 @@ def triton_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_rese
         raise ValueError("the triton backend does not support relaxed=True; use backend='torch'")
     shape = x.shape[1:]
     pdt = torch.float64 if x.dtype == torch.float64 else torch.float32
-    alpha = scaled_alpha(alpha, surrogate, x[0].numel())
+    alpha = scaled_alpha(alpha, surrogate, x.numel())  # "auto": the whole sequence
 
     def full(p):
         return expand_param(p, shape, pdt)
