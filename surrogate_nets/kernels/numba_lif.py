@@ -487,6 +487,13 @@ class NumbaLIFScan(torch.autograd.Function):
             xx = x if (x is not None and decay_input) else h  # read only times 0 without decay
             shared = g_s.stride(0) == 0  # the same dL/ds at every step: read one row
             gs_ = g_s[:1].contiguous() if shared else g_s.contiguous()
+            if not (need_b or need_th):
+                _run(_fast.bwd1_plain, (_np(h), _np(gs_), 0 if shared else 1,
+                     _np(g_v.contiguous() if g_v is not None else v0), g_v is not None, _np(beta),
+                     _np(cb), _np(threshold), _np(alpha), _np(_fast.constants(h.dtype)), code,
+                     reset, nd, _np(gx), _np(gv0)), n)
+                return (gx if need_x else None, gv0 if need_v0 else None, None, None, None,
+                        None, None, None, None, None)
             _run(_fast.bwd1, (_np(h), _np(gs_), 0 if shared else 1,
                  _np(g_v.contiguous() if g_v is not None else v0), _np(v0), _np(xx), _np(beta),
                  _np(cb), _np(threshold), _np(alpha), _np(_fast.constants(h.dtype)), code, reset,

@@ -170,3 +170,91 @@ def bwd1(h_in, gs, gts, gv_in, v0, x, b, cb, th, al, cst, code, reset, nd, has_g
                         vp = v0[i]
                     gb[i] += gh * (vp - fdec * xt[i])
                 gv[i] = b[i] * gh
+
+
+_BLOCK = 256
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _dvec(code, hb, thl, al, out, um, c0, c05, c1, chpi):
+    """``out[i] = d(h_i - th_i)`` of family ``code`` for ``i < um``; the family test sits outside
+    the loops, so each loop is branch-free and vectorises."""
+    if code == 3:
+        for i in range(um):
+            u = chpi * al[i] * (hb[i] - thl[i])
+            out[i] = c05 * al[i] / (c1 + u * u)
+    elif code == 1:
+        for i in range(um):
+            sg = c1 / (c1 + np.exp(-al[i] * (hb[i] - thl[i])))
+            out[i] = al[i] * sg * (c1 - sg)
+    elif code == 2:
+        for i in range(um):
+            q = c1 + abs(al[i] * (hb[i] - thl[i]))
+            out[i] = al[i] / ((c1 + c1) * q * q)
+    elif code == 4:
+        for i in range(um):
+            r = c1 - abs(al[i] * (hb[i] - thl[i]))
+            out[i] = al[i] * (r if r > c0 else c0)
+    else:
+        for i in range(um):
+            u = al[i] * (hb[i] - thl[i])
+            out[i] = al[i] if (u >= -c05 and u < c05) else c0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def bwd1_plain(h_in, gs, gts, gv_in, has_gv, b, cb, th, al, cst, code, reset, nd, gx, gv0, lo, hi):
+    """Backward, ``levels = 1``, no parameter gradients: blocks of ``_BLOCK`` neurons whose
+    working set (one row of ``h``, ``dL/ds``, the running ``dL/dv``, parameters) stays in L1 for
+    all ``T`` steps, one small loop per quantity (each vectorises; measured 3.6x faster than
+    one pass per step over all neurons, which :func:`bwd1` keeps for the parameter gradients).
+    ``dL/dx`` of step ``t + 1`` is stored after step ``t``'s loads (4K aliasing of the rows)."""
+    T = h_in.shape[0]
+    c0 = cst[0]
+    c05 = cst[1]
+    c1 = cst[2]
+    chpi = cst[3]
+    fsub = c1 if reset == 0 else c0
+    fzero = c1 if reset == 1 else c0
+    fnd = c1 if nd else c0
+    for j0 in range(lo, hi, _BLOCK):
+        m = min(hi, j0 + _BLOCK) - j0
+        um = np.uint64(m)
+        uj = np.uint64(j0)
+        bl = b[j0:j0 + m].copy()
+        cbl = cb[j0:j0 + m].copy()
+        thl = th[j0:j0 + m].copy()
+        all_ = al[j0:j0 + m].copy()
+        if has_gv:
+            gv = gv_in[j0:j0 + m].copy()
+        else:
+            gv = np.zeros_like(bl)
+        hb = np.empty_like(bl)
+        G = np.empty_like(bl)
+        d = np.empty_like(bl)
+        gxb = np.empty_like(bl)
+        for t in range(T - 1, -1, -1):
+            ht = h_in[t]
+            gst = gs[t * gts]
+            for i in range(um):
+                hb[i] = ht[uj + i]
+            for i in range(um):
+                G[i] = gst[uj + i]
+            if t < T - 1:
+                gxt = gx[t + 1]
+                for i in range(um):
+                    gxt[uj + i] = gxb[i]
+            _dvec(code, hb, thl, all_, d, um, c0, c05, c1, chpi)
+            # dL/ds through the reset: subtract -th gv, zero -h gv (non-detached only)
+            for i in range(um):
+                G[i] = G[i] - fnd * (fsub * thl[i] + fzero * hb[i]) * gv[i]
+            for i in range(um):
+                keep = c1 - fzero * (c1 if hb[i] - thl[i] >= c0 else c0)
+                gxb[i] = keep * gv[i] + G[i] * d[i]  # dL/dh
+            for i in range(um):
+                gv[i] = bl[i] * gxb[i]
+            for i in range(um):
+                gxb[i] = cbl[i] * gxb[i]
+        gx0 = gx[0]
+        for i in range(um):
+            gx0[uj + i] = gxb[i]
+            gv0[uj + i] = gv[i]

@@ -69,3 +69,57 @@ def test_constants_are_in_the_input_dtype():
         c = numba_lif_fast.constants(dt)
         assert c.dtype == dt and c[1] == 0.5 and c[2] == 1.0
     assert numba_lif._fast is numba_lif_fast
+
+
+def _run_x_only(backend, name, reset, detach, decay, dtype, loss):
+    """Only x (and v0) need gradients: the blocked kernel without parameter gradients."""
+    x, v0, beta, th = C.inputs(1, T=6, B=3, N=300, dtype=dtype)
+    beta, th = beta.detach(), th.detach()
+    sur = S.get(name).to(dtype)
+    r = lif_scan(x, v0, beta, th, None, sur, reset, detach, decay, 1, backend=backend)
+    w = torch.randn(r.spikes.shape, generator=torch.Generator().manual_seed(3)).to(dtype)
+    ls = {"weighted": (r.spikes * w).sum(), "sum": r.spikes.sum(),
+          "with_v": (r.spikes * w).sum() + r.v.pow(2).sum()}[loss]
+    return r.spikes, torch.autograd.grad(ls, [x, v0])
+
+
+@pytest.mark.parametrize("reset, detach, decay", list(itertools.product(["subtract", "zero", "none"],
+                                                                        [False, True], [False, True])))
+@pytest.mark.parametrize("loss", ["sum", "with_v"])
+def test_blocked_backward_without_parameter_grads(reset, detach, decay, loss, monkeypatch):
+    calls = []
+    orig = numba_lif_fast.bwd1_plain
+    monkeypatch.setattr(numba_lif_fast, "bwd1_plain", lambda *a: calls.append(1) or orig(*a))
+    s1, g1 = _run_x_only("numba", "atan", reset, detach, decay, torch.float64, loss)
+    assert calls == [1], "the blocked kernel was not taken"
+    s2, g2 = _run_x_only("torch", "atan", reset, detach, decay, torch.float64, loss)
+    assert torch.equal(s1, s2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_blocked_backward_every_family(name, dtype):
+    s1, g1 = _run_x_only("numba", name, "subtract", False, False, dtype, "weighted")
+    s2, g2 = _run_x_only("torch", name, "subtract", False, False, dtype, "weighted")
+    assert torch.equal(s1, s2)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, **tol)
+
+
+def test_fast_kernels_split_over_threads(monkeypatch):
+    """Ranges [lo, hi) of neurons per thread give the same result as one call."""
+    outs = []
+    prev = torch.get_num_threads()
+    for per_thread in (10 ** 9, 256):
+        monkeypatch.setattr(numba_lif, "_MIN_PER_THREAD", per_thread)
+        torch.set_num_threads(2)
+        try:
+            outs.append(_run_x_only("numba", "sigmoid", "zero", False, True, torch.float64, "with_v"))
+        finally:
+            torch.set_num_threads(prev)
+    assert torch.equal(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1], outs[1][1]):
+        assert torch.equal(a, b)
