@@ -10,7 +10,9 @@ The two workloads the targets of issue 11 name, on random inputs (no download):
 * ``shd-mlp``: an SHD-like MLP 700-256-256-20, LIF after every Linear (same parameters), input
   ``[T=100, B=64, 700]`` binary at ``--mlp-density`` (default 5%).
 
-Loss (the same for all): cross entropy on the output spike counts (sum over time). Same initial
+Initial weights: PyTorch's default init, then each weighted layer scaled (one gain per layer,
+found by bisection on the batch) so that the LIF after it fires at ``--rate`` (default 10%): with
+the plain init these nets stay silent on sparse inputs, unlike any trained net. Loss (the same for all): cross entropy on the output spike counts (sum over time). Same initial
 weights everywhere (copied from one seeded init), same batch for every step. Each library in its
 idiomatic fast form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``, and
 ``+SpikeLinear``: every Linear whose input is a spike/event tensor is a
@@ -202,11 +204,47 @@ def _version(dist):
         return "?"
 
 
-def make_libs(name, seed, libs_wanted, extra=()):
-    """``{label: model}`` with the same initial weights."""
+@torch.no_grad()
+def calibrate(model, x, rate):
+    """Scale each weighted layer (by bisection on a gain) so the next LIF fires at ``rate``.
+
+    With PyTorch's default init and threshold 1 these nets are silent on sparse inputs (no
+    spikes after the first layer), which no trained net is; 5-30% is typical of training runs.
+    """
+    from surrogate_nets import neurons
+    from surrogate_nets.layers.sequential import is_time_major
+    from surrogate_nets.layers.time_distributed import fold_time
+
+    def call(m, h):
+        return m(h) if is_time_major(m) else fold_time(m, h)
+
+    mods, h, i, rates = list(model), x, 0, []
+    while i < len(mods):
+        if isinstance(mods[i], (nn.Linear, nn.Conv2d)):
+            j = next(k for k in range(i, len(mods)) if isinstance(mods[k], neurons.LIF))
+            w0, b0 = mods[i].weight.clone(), mods[i].bias.clone()
+            lo, hi = 0.0, 6.0  # log2 gain
+            for _ in range(12):
+                g = 2 ** ((lo + hi) / 2)
+                mods[i].weight.copy_(g * w0)
+                mods[i].bias.copy_(g * b0)
+                out = h
+                for m in mods[i:j + 1]:
+                    out = call(m, out)
+                lo, hi = ((lo + hi) / 2, hi) if float((out != 0).float().mean()) < rate else (lo, (lo + hi) / 2)
+            h, i = out, j + 1
+            rates.append(float((out != 0).float().mean()))
+        else:
+            h, i = call(mods[i], h), i + 1
+    return rates
+
+
+def make_libs(name, seed, libs_wanted, extra=(), x=None, rate=0.1):
+    """``{label: model}`` with the same initial weights (calibrated to fire at ``rate`` on ``x``)."""
     T, B, shape, beta, spec = WORKLOADS[name]
     torch.manual_seed(seed)
     ref = build_ours(spec, beta)
+    make_libs.rates = calibrate(ref, x, rate) if x is not None else []
     models = {"surrogate_nets": ref}
     sl = build_ours(spec, beta, spike_linear=True)
     copy_weights(ref, sl)
@@ -235,7 +273,7 @@ def run_workload(name, a):
     x = (torch.rand(T, B, *shape, generator=g) < density).float()
     n_out = [s for s in spec if s[0] == "linear"][-1][2]
     y = torch.randint(0, n_out, (B,), generator=g)
-    models = make_libs(name, a.seed, a.libs.split(","), a.extra)
+    models = make_libs(name, a.seed, a.libs.split(","), a.extra, x, a.rate)
     opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
     for k, m in models.items():
         for _ in range(a.warmup):
@@ -251,6 +289,7 @@ def run_workload(name, a):
     sj = "spikingjelly" if "spikingjelly" in med else None
     lines = [f"**{name}: T={T}, B={B}, input {'x'.join(map(str, shape))} at {density:.0%} density, "
              f"layers {' '.join(s[0] + ('' if len(s) == 1 else str(s[1:])) for s in spec)}; "
+             f"initial LIF rates {', '.join(f'{r:.1%}' for r in make_libs.rates)}; "
              f"{torch.get_num_threads()} threads, median of {a.repeat} interleaved steps**", "",
              "| library | ms/step (median) | min-max | x SpikingJelly time | saved for backward MB | "
              "x SpikingJelly saved |", "| --- | --- | --- | --- | --- | --- |"]
@@ -287,6 +326,8 @@ def main(argv=None):
     p.add_argument("--conv-density", type=float, default=0.05)
     p.add_argument("--mlp-density", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", type=float, default=0.1,
+                   help="initial firing rate of every LIF layer (weights scaled to it)")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
