@@ -16,7 +16,8 @@ the plain init these nets stay silent on sparse inputs, unlike any trained net. 
 weights everywhere (copied from one seeded init), same batch for every step. Each library in its
 idiomatic fast form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``, and
 ``+SpikeLinear``: every Linear whose input is a spike/event tensor is a
-:class:`surrogate_nets.layers.SpikeLinear`); SpikingJelly multi-step ``layer.*`` +
+:class:`surrogate_nets.layers.SpikeLinear`, which also saves that input as int8; ``+bf16``: and
+every LIF with ``save_dtype=torch.bfloat16``, which runs the torch scan backend); SpikingJelly multi-step ``layer.*`` +
 ``LIFNode(tau, decay_input=False, v_reset=None)`` (torch backend on CPU); snnTorch stateless layers
 folded over time and ``Leaky(beta, reset_delay=False)`` stepped over time.
 
@@ -330,8 +331,10 @@ def main(argv=None):
                    help="initial firing rate of every LIF layer (weights scaled to it)")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--out", default=None)
+    p.add_argument("--no-bf16", action="store_true",
+                   help="leave out the row with LIF(save_dtype=torch.bfloat16)")
     a = p.parse_args(argv)
-    a.extra = ()
+    a.extra = () if a.no_bf16 else (("surrogate_nets+SpikeLinear+bf16", {"save_dtype": torch.bfloat16}),)
     if a.threads:
         torch.set_num_threads(a.threads)
     import surrogate_nets
