@@ -12,12 +12,13 @@ The two workloads the targets of issue 11 name, on random inputs (no download):
 
 Initial weights: PyTorch's default init, then each weighted layer scaled (one gain per layer,
 found by bisection on the batch) so that the LIF after it fires at ``--rate`` (default 10%): with
-the plain init these nets stay silent on sparse inputs, unlike any trained net. Loss (the same for all): cross entropy on the output spike counts (sum over time). Same initial
-weights everywhere (copied from one seeded init), same batch for every step. Each library in its
-idiomatic fast form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``, and
-``+SpikeLinear``: every Linear whose input is a spike/event tensor is a
-:class:`surrogate_nets.layers.SpikeLinear`, which also saves that input as int8; ``+bf16``: and
-every LIF with ``save_dtype=torch.bfloat16``, which runs the torch scan backend); SpikingJelly multi-step ``layer.*`` +
+the plain init these nets stay silent on sparse inputs, unlike any trained net. Loss (the same for
+all): cross entropy on the output spike counts (sum over time). Same initial weights everywhere
+(copied from one seeded init), same batch for every step. Each library in its idiomatic fast
+form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``; ``+SpikeLinear``:
+every Linear whose input is a spike/event tensor is a :class:`surrogate_nets.layers.SpikeLinear`,
+which also saves that input as int8; ``+bf16``: and every LIF with ``save_dtype=torch.bfloat16``,
+which runs the torch scan backend); SpikingJelly multi-step ``layer.*`` +
 ``LIFNode(tau, decay_input=False, v_reset=None)`` (torch backend on CPU); snnTorch stateless layers
 folded over time and ``Leaky(beta, reset_delay=False)`` stepped over time.
 
@@ -232,7 +233,8 @@ def calibrate(model, x, rate):
                 out = h
                 for m in mods[i:j + 1]:
                     out = call(m, out)
-                lo, hi = ((lo + hi) / 2, hi) if float((out != 0).float().mean()) < rate else (lo, (lo + hi) / 2)
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if float((out != 0).float().mean()) < rate else (lo, mid)
             h, i = out, j + 1
             rates.append(float((out != 0).float().mean()))
         else:

@@ -175,140 +175,90 @@ class LIFScanFunction(FunctionalFunction):
 
 def _bptt(ctx, H, v0, beta, threshold, alpha, x, gS, gH, gV):
     """The hand-written BPTT of :class:`LIFScanFunction` from the saved charges ``H``."""
-    if True:  # keeps the body's indentation (a pure move out of ``backward``)
-        need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
-        nones = (None,) * 6
-        if not (need_x or need_v0 or need_b or need_th or need_a):
-            return (None,) * 5 + nones
-        sur, reset, levels, relaxed = ctx.surrogate, ctx.reset, ctx.levels, ctx.relaxed
-        decay = ctx.decay_input
-        nd = (not ctx.detach_reset) and reset != "none"  # the reset passes gradient to the spike
-        dt = H.dtype
-        b, th, a = beta.to(dt), threshold.to(dt), alpha.to(dt)
-        T = H.shape[0]
-        c = (1 - b) if decay else None
+    need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
+    nones = (None,) * 6
+    if not (need_x or need_v0 or need_b or need_th or need_a):
+        return (None,) * 5 + nones
+    sur, reset, levels, relaxed = ctx.surrogate, ctx.reset, ctx.levels, ctx.relaxed
+    decay = ctx.decay_input
+    nd = (not ctx.detach_reset) and reset != "none"  # the reset passes gradient to the spike
+    dt = H.dtype
+    b, th, a = beta.to(dt), threshold.to(dt), alpha.to(dt)
+    T = H.shape[0]
+    c = (1 - b) if decay else None
 
-        gv = gV.to(dt) if gV is not None else torch.zeros_like(H[0])
-        gx = torch.empty_like(H) if need_x else None
-        acc_b = torch.zeros_like(H[0]) if need_b else None
-        acc_th = torch.zeros_like(H[0]) if need_th else None
-        acc_a = torch.zeros_like(H[0]) if need_a else None
-        need_d = gS is not None or nd  # surrogate derivative needed at all
-        cnt_prev = None  # spike count of H[t], when already computed at step t + 1
+    gv = gV.to(dt) if gV is not None else torch.zeros_like(H[0])
+    gx = torch.empty_like(H) if need_x else None
+    acc_b = torch.zeros_like(H[0]) if need_b else None
+    acc_th = torch.zeros_like(H[0]) if need_th else None
+    acc_a = torch.zeros_like(H[0]) if need_a else None
+    need_d = gS is not None or nd  # surrogate derivative needed at all
+    cnt_prev = None  # spike count of H[t], when already computed at step t + 1
 
-        for t in range(T - 1, -1, -1):
-            h = H[t]
-            gs = gS[t].to(dt) if gS is not None else None
-            # gradient reaching the spike count (G) and the first-level spike (G1)
-            G = gs
-            G1 = None
-            if nd and reset == "subtract":
-                G = -th * gv if G is None else torch.addcmul(G, th, gv, value=-1)
-            elif nd and reset == "zero":
-                G1 = -h * gv
-            need_rho = need_a and (G is not None or G1 is not None)
-            if need_d or need_rho:
-                sig, kap, sig1, rho, rho1 = boundary_sums(
-                    sur, h, a, 1, levels + 1, spacing=th, derivative=need_d,
-                    weighted=need_d and need_th, first=G1 is not None, wrt_alpha=need_rho)
-            # d L / d h_t, written straight into the x-gradient buffer when possible
-            gh = gx[t] if (need_x and not decay) else torch.empty_like(h)
-            if reset == "zero":
-                torch.mul(gv, 1 - _first(h, th, relaxed, sur, a), out=gh)
-                if G is not None:
-                    gh.addcmul_(G, sig)
-            elif G is not None:
-                torch.addcmul(gv, G, sig, out=gh)
-            else:
-                gh.copy_(gv)
+    for t in range(T - 1, -1, -1):
+        h = H[t]
+        gs = gS[t].to(dt) if gS is not None else None
+        # gradient reaching the spike count (G) and the first-level spike (G1)
+        G = gs
+        G1 = None
+        if nd and reset == "subtract":
+            G = -th * gv if G is None else torch.addcmul(G, th, gv, value=-1)
+        elif nd and reset == "zero":
+            G1 = -h * gv
+        need_rho = need_a and (G is not None or G1 is not None)
+        if need_d or need_rho:
+            sig, kap, sig1, rho, rho1 = boundary_sums(
+                sur, h, a, 1, levels + 1, spacing=th, derivative=need_d,
+                weighted=need_d and need_th, first=G1 is not None, wrt_alpha=need_rho)
+        # d L / d h_t, written straight into the x-gradient buffer when possible
+        gh = gx[t] if (need_x and not decay) else torch.empty_like(h)
+        if reset == "zero":
+            torch.mul(gv, 1 - _first(h, th, relaxed, sur, a), out=gh)
+            if G is not None:
+                gh.addcmul_(G, sig)
+        elif G is not None:
+            torch.addcmul(gv, G, sig, out=gh)
+        else:
+            gh.copy_(gv)
+        if G1 is not None:
+            gh.addcmul_(G1, sig1)
+        if gH is not None:
+            gh.add_(gH[t].to(dt))
+        # parameters of the spike / reset
+        if need_th:
+            if G is not None:
+                acc_th.addcmul_(G, kap, value=-1)
             if G1 is not None:
-                gh.addcmul_(G1, sig1)
-            if gH is not None:
-                gh.add_(gH[t].to(dt))
-            # parameters of the spike / reset
-            if need_th:
-                if G is not None:
-                    acc_th.addcmul_(G, kap, value=-1)
-                if G1 is not None:
-                    acc_th.addcmul_(G1, sig1, value=-1)
-                if reset == "subtract":
-                    cnt = cnt_prev if cnt_prev is not None else _count(h, th, levels, relaxed, sur, a)
-                    acc_th.addcmul_(gv, cnt, value=-1)
-            cnt_prev = None
-            if need_rho:
-                if G is not None:
-                    acc_a.addcmul_(G, rho)
-                if G1 is not None:
-                    acc_a.addcmul_(G1, rho1)
-            # the charge h_t = beta v_{t-1} + c x_t
-            if need_b:
-                if t > 0:
-                    hp = H[t - 1]
-                    cnt_prev = _count(hp, th, levels, relaxed, sur, a)  # reused for theta at step t - 1
-                    vprev = _after_reset(hp, cnt_prev, th, reset, levels, relaxed, sur, a)
-                else:
-                    vprev = v0.to(dt)
-                acc_b.addcmul_(gh, vprev)
-                if decay:
-                    acc_b.addcmul_(gh, x[t].to(dt), value=-1)
-            if need_x and decay:
-                torch.mul(c, gh, out=gx[t])
-            gv = b * gh
+                acc_th.addcmul_(G1, sig1, value=-1)
+            if reset == "subtract":
+                cnt = cnt_prev if cnt_prev is not None else _count(h, th, levels, relaxed, sur, a)
+                acc_th.addcmul_(gv, cnt, value=-1)
+        cnt_prev = None
+        if need_rho:
+            if G is not None:
+                acc_a.addcmul_(G, rho)
+            if G1 is not None:
+                acc_a.addcmul_(G1, rho1)
+        # the charge h_t = beta v_{t-1} + c x_t
+        if need_b:
+            if t > 0:
+                hp = H[t - 1]
+                cnt_prev = _count(hp, th, levels, relaxed, sur, a)  # reused for theta at step t - 1
+                vprev = _after_reset(hp, cnt_prev, th, reset, levels, relaxed, sur, a)
+            else:
+                vprev = v0.to(dt)
+            acc_b.addcmul_(gh, vprev)
+            if decay:
+                acc_b.addcmul_(gh, x[t].to(dt), value=-1)
+        if need_x and decay:
+            torch.mul(c, gh, out=gx[t])
+        gv = b * gh
 
-        g_v0 = gv.to(v0.dtype) if need_v0 else None
-        g_b = sum_to_shape(acc_b.to(beta.dtype), beta.shape) if need_b else None
-        g_th = sum_to_shape(acc_th.to(threshold.dtype), threshold.shape) if need_th else None
-        g_a = alpha_grad(sur, acc_a, alpha, H.numel()) if need_a else None  # the whole [T, B, ...]
-        return (gx, g_v0, g_b, g_th, g_a) + nones
-
-
-class LIFScanLowMemFunction(LIFScanFunction):
-    r""":class:`LIFScanFunction` saving the distance to threshold ``h - theta`` in a narrow dtype.
-
-    Saves ``D = \mathrm{round}_{\texttt{save\_dtype}}(h_t - \theta)`` instead of ``h_t`` (half
-    the bytes for ``bfloat16`` / ``float16`` vs ``float32``); the backward rebuilds
-    ``h_t = D + \theta`` in the input dtype. The sign of ``h - theta`` survives rounding, so binary
-    spikes recomputed in the backward are exact; the surrogate is evaluated at ``h`` with a relative
-    error of ``2^{-9}`` of the distance (bfloat16), i.e. smallest exactly where the surrogate
-    matters, near the threshold. The forward is the unchanged :class:`LIFScanFunction` forward.
-    """
-
-    @staticmethod
-    def forward(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input, levels,
-                relaxed, save_dtype):
-        return LIFScanFunction.forward(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset,
-                                       decay_input, levels, relaxed)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed, sd = inputs
-        ctx.set_materialize_grads(False)
-        ctx.surrogate, ctx.reset, ctx.detach_reset = surrogate, reset, detach_reset
-        ctx.decay_input, ctx.levels, ctx.relaxed = decay_input, levels, relaxed
-        save_x = decay_input and ctx.needs_input_grad[2]
-        H = output[1]
-        ctx.compute_dtype = H.dtype
-        D = (H - threshold.to(H.dtype)).to(sd)  # the distance to threshold, narrow
-        ctx.save_for_backward(D, v0, beta, threshold, alpha, x if save_x else None)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gS, gH, gV):
-        D, v0, beta, threshold, alpha, x = ctx.saved_tensors
-        H = D.to(ctx.compute_dtype) + threshold.to(ctx.compute_dtype)
-        del D
-        return _bptt(ctx, H, v0, beta, threshold, alpha, x, gS, gH, gV) + (None,)
-
-
-#: the dtypes ``save_dtype`` accepts
-SAVE_DTYPES = (torch.bfloat16, torch.float16)
-
-
-def _scan_torch_low_mem(save_dtype, x, v0, beta, threshold, alpha, surrogate, reset, detach_reset,
-                        decay_input, levels, relaxed):
-    s, h, v = LIFScanLowMemFunction.apply(x, v0, beta, threshold, alpha, surrogate, reset,
-                                          detach_reset, decay_input, levels, relaxed, save_dtype)
-    return LIFScanResult(s, h, v)
+    g_v0 = gv.to(v0.dtype) if need_v0 else None
+    g_b = sum_to_shape(acc_b.to(beta.dtype), beta.shape) if need_b else None
+    g_th = sum_to_shape(acc_th.to(threshold.dtype), threshold.shape) if need_th else None
+    g_a = alpha_grad(sur, acc_a, alpha, H.numel()) if need_a else None  # the whole [T, B, ...]
+    return (gx, g_v0, g_b, g_th, g_a) + nones
 
 
 # ------------------------------------------------------------------------------------ backends
@@ -431,8 +381,14 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
     _bk.check_backend("lif", backend)
     if save_dtype is not None:
         _check_save_dtype(save_dtype, backend)
+        from .lif_low_mem import _scan_torch_low_mem
+
         return _scan_torch_low_mem(save_dtype, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
     return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
+
+
+#: the dtypes ``save_dtype`` accepts
+SAVE_DTYPES = (torch.bfloat16, torch.float16)
 
 
 def _check_save_dtype(save_dtype, backend):
@@ -447,6 +403,8 @@ def _lif_scan_unchecked(x, v0, beta, threshold, alpha, surrogate, reset, detach_
                         levels, backend="auto", save_dtype=None) -> LIFScanResult:
     """:func:`lif_scan` without argument checks (modules validate once at construction)."""
     if save_dtype is not None:
+        from .lif_low_mem import _scan_torch_low_mem
+
         return _scan_torch_low_mem(save_dtype, x, v0, beta, threshold, alpha, surrogate, reset,
                                    detach_reset, decay_input, levels, False)
     return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta, threshold=threshold, alpha=alpha,
