@@ -27,6 +27,10 @@ Prints one markdown table: test accuracy, median seconds per epoch, the ratio to
 the bytes autograd saves for backward in one training step (``saved_tensors_hooks``).
 ``surrogate_nets+SpikeLinear`` is ours with the Linear after the LIF layer replaced by
 :class:`surrogate_nets.layers.SpikeLinear` (same weights).
+
+The per-step workloads of issue 11's targets (snnTorch's N-MNIST conv net, an SHD-like MLP) are in
+``benchmarks/train_step_peers.py``; ``train_peers.py --workloads nmnist-conv,shd-mlp [its options]``
+runs that script instead.
 """
 
 from __future__ import annotations
@@ -202,6 +206,15 @@ def _version(dist: str) -> str:
 
 
 def main():
+    import sys
+
+    if any(arg.startswith("--workloads") for arg in sys.argv[1:]):
+        import os
+
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from train_step_peers import main as step_main
+
+        return step_main(sys.argv[1:])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--time-steps", type=int, default=12)

@@ -98,3 +98,33 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="nn.Linear"):
         SpikeLinear.from_linear(nn.Conv1d(1, 1, 1))
     assert set(SpikeLinear(3, 2).state_dict()) == {"weight", "bias"}
+
+
+def _saved_bytes(fn):
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = (t.dtype, t.untyped_storage().nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("scale,compact", [(1.0, True), (3.0, True), (0.5, False), (200.0, False)])
+def test_saves_spike_input_as_int8_only_when_exact(scale, compact):
+    """Spikes / small counts are saved as int8 (1/4 of the bytes); other inputs as they are."""
+    lin = SpikeLinear(40, 6, mode="sparse").double()
+    x = (_spikes((30, 40), 0.2, levels=2) * scale).requires_grad_()
+    saved = _saved_bytes(lambda: lin(x))
+    dtypes = [d for d, _ in saved]
+    assert (torch.int8 in dtypes) == compact
+    if compact:
+        assert dict(saved)[torch.int8] == x.numel()
+    # either way the weight gradient equals nn.Linear's
+    x2 = x.detach().clone().requires_grad_()
+    lin(x).sum().backward()
+    w = lin.weight.detach().clone().requires_grad_()
+    torch.nn.functional.linear(x2, w, lin.bias.detach()).sum().backward()
+    torch.testing.assert_close(lin.weight.grad, w.grad, rtol=1e-12, atol=1e-12)

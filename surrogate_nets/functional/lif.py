@@ -170,90 +170,95 @@ class LIFScanFunction(FunctionalFunction):
     @once_differentiable
     def backward(ctx, gS, gH, gV):
         H, v0, beta, threshold, alpha, x = ctx.saved_tensors
-        need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
-        nones = (None,) * 6
-        if not (need_x or need_v0 or need_b or need_th or need_a):
-            return (None,) * 5 + nones
-        sur, reset, levels, relaxed = ctx.surrogate, ctx.reset, ctx.levels, ctx.relaxed
-        decay = ctx.decay_input
-        nd = (not ctx.detach_reset) and reset != "none"  # the reset passes gradient to the spike
-        dt = H.dtype
-        b, th, a = beta.to(dt), threshold.to(dt), alpha.to(dt)
-        T = H.shape[0]
-        c = (1 - b) if decay else None
+        return _bptt(ctx, H, v0, beta, threshold, alpha, x, gS, gH, gV)
 
-        gv = gV.to(dt) if gV is not None else torch.zeros_like(H[0])
-        gx = torch.empty_like(H) if need_x else None
-        acc_b = torch.zeros_like(H[0]) if need_b else None
-        acc_th = torch.zeros_like(H[0]) if need_th else None
-        acc_a = torch.zeros_like(H[0]) if need_a else None
-        need_d = gS is not None or nd  # surrogate derivative needed at all
-        cnt_prev = None  # spike count of H[t], when already computed at step t + 1
 
-        for t in range(T - 1, -1, -1):
-            h = H[t]
-            gs = gS[t].to(dt) if gS is not None else None
-            # gradient reaching the spike count (G) and the first-level spike (G1)
-            G = gs
-            G1 = None
-            if nd and reset == "subtract":
-                G = -th * gv if G is None else torch.addcmul(G, th, gv, value=-1)
-            elif nd and reset == "zero":
-                G1 = -h * gv
-            need_rho = need_a and (G is not None or G1 is not None)
-            if need_d or need_rho:
-                sig, kap, sig1, rho, rho1 = boundary_sums(
-                    sur, h, a, 1, levels + 1, spacing=th, derivative=need_d,
-                    weighted=need_d and need_th, first=G1 is not None, wrt_alpha=need_rho)
-            # d L / d h_t, written straight into the x-gradient buffer when possible
-            gh = gx[t] if (need_x and not decay) else torch.empty_like(h)
-            if reset == "zero":
-                torch.mul(gv, 1 - _first(h, th, relaxed, sur, a), out=gh)
-                if G is not None:
-                    gh.addcmul_(G, sig)
-            elif G is not None:
-                torch.addcmul(gv, G, sig, out=gh)
-            else:
-                gh.copy_(gv)
+def _bptt(ctx, H, v0, beta, threshold, alpha, x, gS, gH, gV):
+    """The hand-written BPTT of :class:`LIFScanFunction` from the saved charges ``H``."""
+    need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
+    nones = (None,) * 6
+    if not (need_x or need_v0 or need_b or need_th or need_a):
+        return (None,) * 5 + nones
+    sur, reset, levels, relaxed = ctx.surrogate, ctx.reset, ctx.levels, ctx.relaxed
+    decay = ctx.decay_input
+    nd = (not ctx.detach_reset) and reset != "none"  # the reset passes gradient to the spike
+    dt = H.dtype
+    b, th, a = beta.to(dt), threshold.to(dt), alpha.to(dt)
+    T = H.shape[0]
+    c = (1 - b) if decay else None
+
+    gv = gV.to(dt) if gV is not None else torch.zeros_like(H[0])
+    gx = torch.empty_like(H) if need_x else None
+    acc_b = torch.zeros_like(H[0]) if need_b else None
+    acc_th = torch.zeros_like(H[0]) if need_th else None
+    acc_a = torch.zeros_like(H[0]) if need_a else None
+    need_d = gS is not None or nd  # surrogate derivative needed at all
+    cnt_prev = None  # spike count of H[t], when already computed at step t + 1
+
+    for t in range(T - 1, -1, -1):
+        h = H[t]
+        gs = gS[t].to(dt) if gS is not None else None
+        # gradient reaching the spike count (G) and the first-level spike (G1)
+        G = gs
+        G1 = None
+        if nd and reset == "subtract":
+            G = -th * gv if G is None else torch.addcmul(G, th, gv, value=-1)
+        elif nd and reset == "zero":
+            G1 = -h * gv
+        need_rho = need_a and (G is not None or G1 is not None)
+        if need_d or need_rho:
+            sig, kap, sig1, rho, rho1 = boundary_sums(
+                sur, h, a, 1, levels + 1, spacing=th, derivative=need_d,
+                weighted=need_d and need_th, first=G1 is not None, wrt_alpha=need_rho)
+        # d L / d h_t, written straight into the x-gradient buffer when possible
+        gh = gx[t] if (need_x and not decay) else torch.empty_like(h)
+        if reset == "zero":
+            torch.mul(gv, 1 - _first(h, th, relaxed, sur, a), out=gh)
+            if G is not None:
+                gh.addcmul_(G, sig)
+        elif G is not None:
+            torch.addcmul(gv, G, sig, out=gh)
+        else:
+            gh.copy_(gv)
+        if G1 is not None:
+            gh.addcmul_(G1, sig1)
+        if gH is not None:
+            gh.add_(gH[t].to(dt))
+        # parameters of the spike / reset
+        if need_th:
+            if G is not None:
+                acc_th.addcmul_(G, kap, value=-1)
             if G1 is not None:
-                gh.addcmul_(G1, sig1)
-            if gH is not None:
-                gh.add_(gH[t].to(dt))
-            # parameters of the spike / reset
-            if need_th:
-                if G is not None:
-                    acc_th.addcmul_(G, kap, value=-1)
-                if G1 is not None:
-                    acc_th.addcmul_(G1, sig1, value=-1)
-                if reset == "subtract":
-                    cnt = cnt_prev if cnt_prev is not None else _count(h, th, levels, relaxed, sur, a)
-                    acc_th.addcmul_(gv, cnt, value=-1)
-            cnt_prev = None
-            if need_rho:
-                if G is not None:
-                    acc_a.addcmul_(G, rho)
-                if G1 is not None:
-                    acc_a.addcmul_(G1, rho1)
-            # the charge h_t = beta v_{t-1} + c x_t
-            if need_b:
-                if t > 0:
-                    hp = H[t - 1]
-                    cnt_prev = _count(hp, th, levels, relaxed, sur, a)  # reused for theta at step t - 1
-                    vprev = _after_reset(hp, cnt_prev, th, reset, levels, relaxed, sur, a)
-                else:
-                    vprev = v0.to(dt)
-                acc_b.addcmul_(gh, vprev)
-                if decay:
-                    acc_b.addcmul_(gh, x[t].to(dt), value=-1)
-            if need_x and decay:
-                torch.mul(c, gh, out=gx[t])
-            gv = b * gh
+                acc_th.addcmul_(G1, sig1, value=-1)
+            if reset == "subtract":
+                cnt = cnt_prev if cnt_prev is not None else _count(h, th, levels, relaxed, sur, a)
+                acc_th.addcmul_(gv, cnt, value=-1)
+        cnt_prev = None
+        if need_rho:
+            if G is not None:
+                acc_a.addcmul_(G, rho)
+            if G1 is not None:
+                acc_a.addcmul_(G1, rho1)
+        # the charge h_t = beta v_{t-1} + c x_t
+        if need_b:
+            if t > 0:
+                hp = H[t - 1]
+                cnt_prev = _count(hp, th, levels, relaxed, sur, a)  # reused for theta at step t - 1
+                vprev = _after_reset(hp, cnt_prev, th, reset, levels, relaxed, sur, a)
+            else:
+                vprev = v0.to(dt)
+            acc_b.addcmul_(gh, vprev)
+            if decay:
+                acc_b.addcmul_(gh, x[t].to(dt), value=-1)
+        if need_x and decay:
+            torch.mul(c, gh, out=gx[t])
+        gv = b * gh
 
-        g_v0 = gv.to(v0.dtype) if need_v0 else None
-        g_b = sum_to_shape(acc_b.to(beta.dtype), beta.shape) if need_b else None
-        g_th = sum_to_shape(acc_th.to(threshold.dtype), threshold.shape) if need_th else None
-        g_a = alpha_grad(sur, acc_a, alpha, H.numel()) if need_a else None  # the whole [T, B, ...]
-        return (gx, g_v0, g_b, g_th, g_a) + nones
+    g_v0 = gv.to(v0.dtype) if need_v0 else None
+    g_b = sum_to_shape(acc_b.to(beta.dtype), beta.shape) if need_b else None
+    g_th = sum_to_shape(acc_th.to(threshold.dtype), threshold.shape) if need_th else None
+    g_a = alpha_grad(sur, acc_a, alpha, H.numel()) if need_a else None  # the whole [T, B, ...]
+    return (gx, g_v0, g_b, g_th, g_a) + nones
 
 
 # ------------------------------------------------------------------------------------ backends
@@ -326,7 +331,8 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
              beta: Union[float, torch.Tensor] = 1.0, threshold: Union[float, torch.Tensor] = 1.0,
              alpha: Optional[torch.Tensor] = None, surrogate: Union[str, Surrogate, None] = None,
              reset: str = "subtract", detach_reset: bool = False, decay_input: bool = False,
-             levels: int = 1, relaxed: bool = False, backend: str = "auto") -> LIFScanResult:
+             levels: int = 1, relaxed: bool = False, backend: str = "auto",
+             save_dtype: Optional[torch.dtype] = None) -> LIFScanResult:
     r"""Run the LIF (``beta < 1``) or IF (``beta = 1``) neuron over a whole time-major sequence.
 
     .. math::
@@ -353,6 +359,13 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
             :func:`~surrogate_nets.functional.fire`.
         relaxed: use the surrogate's relaxation in the forward (only for gradient checks).
         backend: ``"auto"``, ``"torch"``, ``"autograd"`` or a registered name.
+        save_dtype: opt-in reduced-memory backward: ``torch.bfloat16`` or ``torch.float16``
+            saves the distance to threshold ``h - theta`` in that dtype instead of ``h``
+            (:class:`LIFScanLowMemFunction`; half the saved bytes of a float32 scan). The forward is
+            unchanged and runs the torch backend (``backend`` must be ``"auto"`` or ``"torch"``);
+            gradients differ by rounding: measured relative error ~1e-3 (bfloat16) and ~1e-4
+            (float16) of the input gradient (``tests/functional/test_lif_low_mem.py``).
+            ``None`` (default): save ``h`` in the input dtype.
 
     Returns:
         :class:`LIFScanResult` ``(spikes [T, B, ...], h [T, B, ...], v [B, ...])``, all
@@ -366,12 +379,34 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
     th_t = param_tensor(threshold, "threshold", x, positive_checker("threshold"))
     cfg = scan_config(x, alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed)
     _bk.check_backend("lif", backend)
+    if save_dtype is not None:
+        _check_save_dtype(save_dtype, backend)
+        from .lif_low_mem import _scan_torch_low_mem
+
+        return _scan_torch_low_mem(save_dtype, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
     return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
 
 
+#: the dtypes ``save_dtype`` accepts
+SAVE_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def _check_save_dtype(save_dtype, backend):
+    if save_dtype not in SAVE_DTYPES:
+        raise ValueError(f"save_dtype must be None, torch.bfloat16 or torch.float16, got {save_dtype!r}")
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"save_dtype={save_dtype} runs the torch backend: backend must be 'auto' or "
+                         f"'torch', got {backend!r}")
+
+
 def _lif_scan_unchecked(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
-                        levels, backend="auto") -> LIFScanResult:
+                        levels, backend="auto", save_dtype=None) -> LIFScanResult:
     """:func:`lif_scan` without argument checks (modules validate once at construction)."""
+    if save_dtype is not None:
+        from .lif_low_mem import _scan_torch_low_mem
+
+        return _scan_torch_low_mem(save_dtype, x, v0, beta, threshold, alpha, surrogate, reset,
+                                   detach_reset, decay_input, levels, False)
     return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta, threshold=threshold, alpha=alpha,
                         surrogate=surrogate, reset=reset, detach_reset=detach_reset,
                         decay_input=decay_input, levels=levels, relaxed=False)

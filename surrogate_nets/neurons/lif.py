@@ -2,11 +2,11 @@ r"""Leaky integrate-and-fire neuron (and PLIF, its learnable-time-constant form)
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 
-from ..functional.lif import _lif_scan_unchecked, lif_step
+from ..functional.lif import _check_save_dtype, _lif_scan_unchecked, lif_step
 from ..surrogate import alpha_for
 from .base import SpikingNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
@@ -58,6 +58,9 @@ class LIF(SpikingNeuron):
         decay_input: scale the input by ``1 - beta``.
         learn_beta: learn the decay (sigmoid parametrisation, so ``beta`` stays in ``(0, 1)``).
         backend: the :func:`~surrogate_nets.functional.lif_scan` backend (``"auto"``).
+        save_dtype: opt-in reduced-memory backward of the multi-step scan (``torch.bfloat16`` or
+            ``torch.float16``: the membrane is saved as its distance to threshold in that dtype;
+            see :func:`~surrogate_nets.functional.lif_scan` for the measured gradient error).
         **kwargs: keyword-only, shared by every spiking neuron: ``threshold``,
             ``learn_threshold``, ``surrogate``, ``reset``, ``detach_reset``, ``levels`` (see
             :class:`~surrogate_nets.neurons.base.SpikingNeuron`) and ``shape``, ``num_neurons``,
@@ -70,11 +73,15 @@ class LIF(SpikingNeuron):
 
     def __init__(self, beta: Union[float, torch.Tensor, None] = None,
                  tau: Union[float, torch.Tensor, None] = None, decay_input: bool = False,
-                 learn_beta: bool = False, *, backend: str = "auto", **kwargs):
+                 learn_beta: bool = False, *, backend: str = "auto",
+                 save_dtype: Optional[torch.dtype] = None, **kwargs):
         super().__init__(**kwargs)
         self._register_decay("beta", beta, tau, "tau", 2.0, learn_beta)
         self.decay_input = bool(decay_input)
         self.backend = _check_backend(backend)
+        if save_dtype is not None:
+            _check_save_dtype(save_dtype, self.backend)
+        self.save_dtype = save_dtype
 
     @property
     def tau(self) -> torch.Tensor:
@@ -99,7 +106,7 @@ class LIF(SpikingNeuron):
         alpha = alpha_for(self.surrogate, x[0], "x[0]")
         r = _lif_scan_unchecked(x, state.v, p["beta"], p["threshold"], alpha, self.surrogate,
                                 self.reset_mode, self.detach_reset, self.decay_input, self.levels,
-                                self.backend)
+                                self.backend, getattr(self, "save_dtype", None))
         return r.spikes, LIFState(r.v), self._scan_traces(keys, r, p["threshold"])
 
     def extra_repr(self) -> str:
