@@ -94,12 +94,17 @@ def _triton_device_ok(x) -> bool:
     return x.device.type == "cpu" and triton_interpreting()
 
 
-def _triton_lif(**kw):
-    x = kw["x"]
+def _require_triton_device(x) -> None:
+    """Raise ValueError unless the triton backends can run on ``x``'s device."""
     if not _triton_device_ok(x):
         raise ValueError(
             f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
             f"on {x.device}")
+
+
+def _triton_lif(**kw):
+    x = kw["x"]
+    _require_triton_device(x)
     if not _builtin_family(kw["surrogate"]) or kw["relaxed"]:
         if kw["relaxed"]:
             return _scan_torch(**kw)
@@ -182,10 +187,7 @@ register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=Tru
 # ------------------------------------------------------------------------------------- li
 def _triton_li(x, v0, beta, decay_input):
     """Op ``li`` on the Triton LIF scan: threshold ``inf`` and no reset give ``h_t = v_t``."""
-    if not _triton_device_ok(x):
-        raise ValueError(
-            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
-            f"on {x.device}")
+    _require_triton_device(x)
     import torch
 
     from ..surrogate.families import StraightThrough
@@ -220,10 +222,7 @@ register_backend("li", "numba", _numba_li, supports=_numba_li_supports, auto=Tru
 # ------------------------------------------------------------------------------ fake_quant
 def _triton_fake_quant(**kw):
     x = kw["x"]
-    if not _triton_device_ok(x):
-        raise ValueError(
-            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
-            f"on {x.device}")
+    _require_triton_device(x)
     if not (kw["fast"] or _builtin_family(kw["surrogate"])):
         from ..quant.fake_quant import _fake_quant_torch
 
@@ -279,10 +278,7 @@ register_backend("synaptic", "numba", _synaptic_via("numba"), supports=_numba_li
 # ----------------------------------------------------------------------------------- alif
 def _triton_alif(**kw):
     x = kw["x"]
-    if not _triton_device_ok(x):
-        raise ValueError(
-            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
-            f"on {x.device}")
+    _require_triton_device(x)
     if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
         from ..functional.backends import dispatch
 
