@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from ._common import expand_param, scaled_alpha
-from .triton_lif import _after_reset, _block, _cdt, _count
+from .triton_lif import _after_reset, _block, _cdt, _count, _level_sums
 from .triton_surrogates import form_for
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
@@ -105,24 +105,7 @@ def _alif_bwd_kernel(H, S, X, GS, GH, GV, GA, V0, A0, BETA, RHO, TH, BA, ALPHA, 
                 G = G - th * gv
             elif RESET == 1:
                 G1 = -h * gv
-        z = h - th
-        d = D(z, al)
-        sig = d
-        kap = d
-        sig1 = d
-        rho_a = zero
-        rho1 = zero
-        if NEED_AL:
-            ra = DA(z, al)
-            rho_a = ra
-            rho1 = ra
-        for k in tl.static_range(2, LEVELS + 1):
-            zk = h - th * k
-            dk = D(zk, al)
-            sig += dk
-            kap += k * dk
-            if NEED_AL:
-                rho_a += DA(zk, al)
+        z, sig, kap, sig1, rho_a, rho1 = _level_sums(h, th, al, D, DA, LEVELS, NEED_AL)
         if RESET == 1:
             gh = gv * (1.0 - (z >= 0).to(CDT)) + G * sig + G1 * sig1
         else:

@@ -60,6 +60,34 @@ def _after_reset(h, s, th, RESET: tl.constexpr, LEVELS: tl.constexpr):
 
 
 @triton.jit
+def _level_sums(h, th, a, D: tl.constexpr, DA: tl.constexpr, LEVELS: tl.constexpr,
+                NEED_A: tl.constexpr):
+    """Surrogate sums over the level boundaries ``z_k = h - k theta`` (``k = 1..LEVELS``).
+
+    Returns ``(z_1, sum_k D(z_k), sum_k k D(z_k), D(z_1), sum_k DA(z_k), DA(z_1))``; the last two
+    are zero unless ``NEED_A`` (shared by the LIF and ALIF backward kernels; Triton inlines it).
+    """
+    z = h - th
+    d = D(z, a)
+    sig = d
+    kap = d
+    rho = tl.zeros_like(d)
+    rho1 = rho
+    if NEED_A:
+        r = DA(z, a)
+        rho = r
+        rho1 = r
+    for k in tl.static_range(2, LEVELS + 1):
+        zk = h - th * k
+        dk = D(zk, a)
+        sig += dk
+        kap += k * dk
+        if NEED_A:
+            rho += DA(zk, a)
+    return z, sig, kap, d, rho, rho1
+
+
+@triton.jit
 def _lif_fwd_kernel(X, V0, BETA, TH, S, H, VOUT, n, T,
                     RESET: tl.constexpr, DECAY: tl.constexpr, LEVELS: tl.constexpr,
                     CDT: tl.constexpr, BLOCK: tl.constexpr):
@@ -130,22 +158,7 @@ def _lif_bwd_kernel(H, X, GS, GH, GV, V0, BETA, TH, ALPHA,
             elif RESET == 1:
                 G1 = -h * gv
         # surrogate sums over the level boundaries z_k = h - k theta
-        z = h - th
-        d = D(z, a)
-        sig = d
-        kap = d
-        sig1 = d
-        if NEED_A:
-            r = DA(z, a)
-            rho = r
-            rho1 = r
-        for k in tl.static_range(2, LEVELS + 1):
-            zk = h - th * k
-            dk = D(zk, a)
-            sig += dk
-            kap += k * dk
-            if NEED_A:
-                rho += DA(zk, a)
+        z, sig, kap, sig1, rho, rho1 = _level_sums(h, th, a, D, DA, LEVELS, NEED_A)
         if RESET == 1:
             gh = gv * (1.0 - (z >= 0).to(CDT)) + G * sig + G1 * sig1
         else:
