@@ -103,10 +103,7 @@ def test_triton_only_spike_output_used():
 
 
 def test_auto_picks_triton_only_when_allowed(monkeypatch):
-    calls = []
-    table = C.backend_table()
-    orig = table["triton"]
-    monkeypatch.setitem(table, "triton", lambda **kw: calls.append(1) or orig(**kw))
+    calls = C.spy_backend(monkeypatch, "triton")
     x = torch.rand(3, 2, 4, dtype=torch.float64, device=DEV)
     kernels.allow_triton_on_cpu(False)
     lif_scan(x)
