@@ -76,14 +76,19 @@ def has_kernel_form(surrogate) -> bool:
     return _builtin_family(surrogate)
 
 
-def _fallback(name: str, surrogate, kw):
-    key = (name, type(surrogate))
+def _warn_once(key, message: str, stacklevel: int) -> None:
+    """``RuntimeWarning(message)`` the first time ``key`` is seen (``stacklevel`` as seen by the
+    caller of this helper)."""
     if key not in _STATE["warned"]:
         _STATE["warned"].add(key)
-        warnings.warn(
-            f"surrogate family {type(surrogate).__name__} has no {name} kernel form; using the "
-            f"torch lif_scan backend for it (register a kernel form in surrogate_nets.kernels to "
-            f"fuse it)", RuntimeWarning, stacklevel=4)
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
+
+
+def _fallback(name: str, surrogate, kw):
+    _warn_once((name, type(surrogate)),
+               f"surrogate family {type(surrogate).__name__} has no {name} kernel form; using the "
+               f"torch lif_scan backend for it (register a kernel form in surrogate_nets.kernels to "
+               f"fuse it)", stacklevel=4)
     return _scan_torch(**kw)
 
 
@@ -226,12 +231,9 @@ def _triton_fake_quant(**kw):
     if not (kw["fast"] or _builtin_family(kw["surrogate"])):
         from ..quant.fake_quant import _fake_quant_torch
 
-        key = ("triton fake_quant", type(kw["surrogate"]))
-        if key not in _STATE["warned"]:
-            _STATE["warned"].add(key)
-            warnings.warn(f"surrogate family {type(kw['surrogate']).__name__} has no triton kernel "
-                          f"form; using the torch fake_quant backend for it", RuntimeWarning,
-                          stacklevel=3)
+        _warn_once(("triton fake_quant", type(kw["surrogate"])),
+                   f"surrogate family {type(kw['surrogate']).__name__} has no triton kernel "
+                   f"form; using the torch fake_quant backend for it", stacklevel=3)
         return _fake_quant_torch(**kw)
     from .triton_fake_quant import triton_fake_quant
 
@@ -283,12 +285,9 @@ def _triton_alif(**kw):
         from ..functional.backends import dispatch
 
         if not kw["relaxed"]:
-            key = ("triton alif", type(kw["surrogate"]))
-            if key not in _STATE["warned"]:
-                _STATE["warned"].add(key)
-                warnings.warn(f"surrogate family {type(kw['surrogate']).__name__} has no triton "
-                              f"kernel form; using the torch alif backend for it", RuntimeWarning,
-                              stacklevel=3)
+            _warn_once(("triton alif", type(kw["surrogate"])),
+                       f"surrogate family {type(kw['surrogate']).__name__} has no triton "
+                       f"kernel form; using the torch alif backend for it", stacklevel=3)
         return dispatch("alif", "torch", **kw)
     from .triton_alif import triton_alif_scan
 
