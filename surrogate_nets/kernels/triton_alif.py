@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from ._common import expand_param, scaled_alpha
-from .triton_lif import _after_reset, _block, _cdt, _count, _level_sums
+from .triton_lif import _after_reset, _block, _cdt, _count, _spike_grads
 from .triton_surrogates import form_for
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
@@ -99,24 +99,13 @@ def _alif_bwd_kernel(H, S, X, GS, GH, GV, GA, V0, A0, BETA, RHO, TH, BA, ALPHA, 
         G = ga
         if HAS_GS:
             G = G + tl.load(GS + t * n + offs, mask=m, other=0.0).to(CDT)
-        G1 = zero
-        if ND:
-            if RESET == 0:
-                G = G - th * gv
-            elif RESET == 1:
-                G1 = -h * gv
-        z, sig, kap, sig1, rho_a, rho1 = _level_sums(h, th, al, D, DA, LEVELS, NEED_AL)
-        if RESET == 1:
-            gh = gv * (1.0 - (z >= 0).to(CDT)) + G * sig + G1 * sig1
-        else:
-            gh = gv + G * sig
-        gth = -(G * kap) - G1 * sig1
+        gh, gth, gal = _spike_grads(h, th, al, G, gv, D, DA, RESET, ND, LEVELS, NEED_AL)
         if RESET == 0:
             gth -= gv * s
         if HAS_GH:
             gh += tl.load(GH + t * n + offs, mask=m, other=0.0).to(CDT)
         if NEED_AL:
-            acc_al += G * rho_a + G1 * rho1
+            acc_al += gal
         acc_th += gth
         acc_ba += gth * ap
         acc_r += ga * ap
