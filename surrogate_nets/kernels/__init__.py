@@ -76,14 +76,19 @@ def has_kernel_form(surrogate) -> bool:
     return _builtin_family(surrogate)
 
 
-def _fallback(name: str, surrogate, kw):
-    key = (name, type(surrogate))
+def _warn_once(key, message: str, stacklevel: int) -> None:
+    """``RuntimeWarning(message)`` the first time ``key`` is seen (``stacklevel`` as seen by the
+    caller of this helper)."""
     if key not in _STATE["warned"]:
         _STATE["warned"].add(key)
-        warnings.warn(
-            f"surrogate family {type(surrogate).__name__} has no {name} kernel form; using the "
-            f"torch lif_scan backend for it (register a kernel form in surrogate_nets.kernels to "
-            f"fuse it)", RuntimeWarning, stacklevel=4)
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
+
+
+def _fallback(name: str, surrogate, kw):
+    _warn_once((name, type(surrogate)),
+               f"surrogate family {type(surrogate).__name__} has no {name} kernel form; using the "
+               f"torch lif_scan backend for it (register a kernel form in surrogate_nets.kernels to "
+               f"fuse it)", stacklevel=4)
     return _scan_torch(**kw)
 
 
@@ -94,12 +99,17 @@ def _triton_device_ok(x) -> bool:
     return x.device.type == "cpu" and triton_interpreting()
 
 
-def _triton_lif(**kw):
-    x = kw["x"]
+def _require_triton_device(x) -> None:
+    """Raise ValueError unless the triton backends can run on ``x``'s device."""
     if not _triton_device_ok(x):
         raise ValueError(
             f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
             f"on {x.device}")
+
+
+def _triton_lif(**kw):
+    x = kw["x"]
+    _require_triton_device(x)
     if not _builtin_family(kw["surrogate"]) or kw["relaxed"]:
         if kw["relaxed"]:
             return _scan_torch(**kw)
@@ -182,10 +192,7 @@ register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=Tru
 # ------------------------------------------------------------------------------------- li
 def _triton_li(x, v0, beta, decay_input):
     """Op ``li`` on the Triton LIF scan: threshold ``inf`` and no reset give ``h_t = v_t``."""
-    if not _triton_device_ok(x):
-        raise ValueError(
-            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
-            f"on {x.device}")
+    _require_triton_device(x)
     import torch
 
     from ..surrogate.families import StraightThrough
@@ -220,19 +227,13 @@ register_backend("li", "numba", _numba_li, supports=_numba_li_supports, auto=Tru
 # ------------------------------------------------------------------------------ fake_quant
 def _triton_fake_quant(**kw):
     x = kw["x"]
-    if not _triton_device_ok(x):
-        raise ValueError(
-            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
-            f"on {x.device}")
+    _require_triton_device(x)
     if not (kw["fast"] or _builtin_family(kw["surrogate"])):
         from ..quant.fake_quant import _fake_quant_torch
 
-        key = ("triton fake_quant", type(kw["surrogate"]))
-        if key not in _STATE["warned"]:
-            _STATE["warned"].add(key)
-            warnings.warn(f"surrogate family {type(kw['surrogate']).__name__} has no triton kernel "
-                          f"form; using the torch fake_quant backend for it", RuntimeWarning,
-                          stacklevel=3)
+        _warn_once(("triton fake_quant", type(kw["surrogate"])),
+                   f"surrogate family {type(kw['surrogate']).__name__} has no triton kernel "
+                   f"form; using the torch fake_quant backend for it", stacklevel=3)
         return _fake_quant_torch(**kw)
     from .triton_fake_quant import triton_fake_quant
 
@@ -279,20 +280,14 @@ register_backend("synaptic", "numba", _synaptic_via("numba"), supports=_numba_li
 # ----------------------------------------------------------------------------------- alif
 def _triton_alif(**kw):
     x = kw["x"]
-    if not _triton_device_ok(x):
-        raise ValueError(
-            f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors), got x "
-            f"on {x.device}")
+    _require_triton_device(x)
     if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
         from ..functional.backends import dispatch
 
         if not kw["relaxed"]:
-            key = ("triton alif", type(kw["surrogate"]))
-            if key not in _STATE["warned"]:
-                _STATE["warned"].add(key)
-                warnings.warn(f"surrogate family {type(kw['surrogate']).__name__} has no triton "
-                              f"kernel form; using the torch alif backend for it", RuntimeWarning,
-                              stacklevel=3)
+            _warn_once(("triton alif", type(kw["surrogate"])),
+                       f"surrogate family {type(kw['surrogate']).__name__} has no triton "
+                       f"kernel form; using the torch alif backend for it", stacklevel=3)
         return dispatch("alif", "torch", **kw)
     from .triton_alif import triton_alif_scan
 

@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from ._common import expand_param, scaled_alpha
-from .triton_lif import _after_reset, _block, _cdt, _count
+from .triton_lif import _after_reset, _block, _cdt, _count, _spike_grads
 from .triton_surrogates import form_for
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
@@ -99,41 +99,13 @@ def _alif_bwd_kernel(H, S, X, GS, GH, GV, GA, V0, A0, BETA, RHO, TH, BA, ALPHA, 
         G = ga
         if HAS_GS:
             G = G + tl.load(GS + t * n + offs, mask=m, other=0.0).to(CDT)
-        G1 = zero
-        if ND:
-            if RESET == 0:
-                G = G - th * gv
-            elif RESET == 1:
-                G1 = -h * gv
-        z = h - th
-        d = D(z, al)
-        sig = d
-        kap = d
-        sig1 = d
-        rho_a = zero
-        rho1 = zero
-        if NEED_AL:
-            ra = DA(z, al)
-            rho_a = ra
-            rho1 = ra
-        for k in tl.static_range(2, LEVELS + 1):
-            zk = h - th * k
-            dk = D(zk, al)
-            sig += dk
-            kap += k * dk
-            if NEED_AL:
-                rho_a += DA(zk, al)
-        if RESET == 1:
-            gh = gv * (1.0 - (z >= 0).to(CDT)) + G * sig + G1 * sig1
-        else:
-            gh = gv + G * sig
-        gth = -(G * kap) - G1 * sig1
+        gh, gth, gal = _spike_grads(h, th, al, G, gv, D, DA, RESET, ND, LEVELS, NEED_AL)
         if RESET == 0:
             gth -= gv * s
         if HAS_GH:
             gh += tl.load(GH + t * n + offs, mask=m, other=0.0).to(CDT)
         if NEED_AL:
-            acc_al += G * rho_a + G1 * rho1
+            acc_al += gal
         acc_th += gth
         acc_ba += gth * ap
         acc_r += ga * ap

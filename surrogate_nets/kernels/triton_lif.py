@@ -60,6 +60,58 @@ def _after_reset(h, s, th, RESET: tl.constexpr, LEVELS: tl.constexpr):
 
 
 @triton.jit
+def _level_sums(h, th, a, D: tl.constexpr, DA: tl.constexpr, LEVELS: tl.constexpr,
+                NEED_A: tl.constexpr):
+    """Surrogate sums over the level boundaries ``z_k = h - k theta`` (``k = 1..LEVELS``).
+
+    Returns ``(z_1, sum_k D(z_k), sum_k k D(z_k), D(z_1), sum_k DA(z_k), DA(z_1))``; the last two
+    are zero unless ``NEED_A`` (shared by the LIF and ALIF backward kernels; Triton inlines it).
+    """
+    z = h - th
+    d = D(z, a)
+    sig = d
+    kap = d
+    rho = tl.zeros_like(d)
+    rho1 = rho
+    if NEED_A:
+        r = DA(z, a)
+        rho = r
+        rho1 = r
+    for k in tl.static_range(2, LEVELS + 1):
+        zk = h - th * k
+        dk = D(zk, a)
+        sig += dk
+        kap += k * dk
+        if NEED_A:
+            rho += DA(zk, a)
+    return z, sig, kap, d, rho, rho1
+
+
+@triton.jit
+def _spike_grads(h, th, a, G, gv, D: tl.constexpr, DA: tl.constexpr, RESET: tl.constexpr,
+                 ND: tl.constexpr, LEVELS: tl.constexpr, NEED_A: tl.constexpr):
+    """One backward step through the spike count and the reset (shared by LIF and ALIF).
+
+    ``G = dL/ds_t`` (incoming), ``gv = dL/dv_t``. Returns ``dL/dh_t`` (without the direct ``h``
+    gradient), the threshold term ``-sum_k k G D(z_k) - G1 D(z_1)`` and the alpha term
+    ``G sum_k DA(z_k) + G1 DA(z_1)``; the subtract reset's ``-gv s_t`` threshold term is the
+    caller's. ``G1`` is the reset-to-zero path's ``-h gv`` (zero when the reset is detached).
+    """
+    G1 = tl.zeros_like(h)
+    if ND:
+        if RESET == 0:
+            G = G - th * gv
+        elif RESET == 1:
+            G1 = -h * gv
+    z, sig, kap, sig1, rho, rho1 = _level_sums(h, th, a, D, DA, LEVELS, NEED_A)
+    if RESET == 1:
+        gh = gv * (1.0 - (z >= 0).to(h.dtype)) + G * sig + G1 * sig1
+    else:
+        gh = gv + G * sig
+    return gh, -(G * kap) - G1 * sig1, G * rho + G1 * rho1
+
+
+@triton.jit
 def _lif_fwd_kernel(X, V0, BETA, TH, S, H, VOUT, n, T,
                     RESET: tl.constexpr, DECAY: tl.constexpr, LEVELS: tl.constexpr,
                     CDT: tl.constexpr, BLOCK: tl.constexpr):
@@ -123,41 +175,15 @@ def _lif_bwd_kernel(H, X, GS, GH, GV, V0, BETA, TH, ALPHA,
             G = tl.load(gsp, mask=m, other=0.0).to(CDT)
         else:
             G = zero
-        G1 = zero
-        if ND:
-            if RESET == 0:
-                G = G - th * gv
-            elif RESET == 1:
-                G1 = -h * gv
-        # surrogate sums over the level boundaries z_k = h - k theta
-        z = h - th
-        d = D(z, a)
-        sig = d
-        kap = d
-        sig1 = d
-        if NEED_A:
-            r = DA(z, a)
-            rho = r
-            rho1 = r
-        for k in tl.static_range(2, LEVELS + 1):
-            zk = h - th * k
-            dk = D(zk, a)
-            sig += dk
-            kap += k * dk
-            if NEED_A:
-                rho += DA(zk, a)
-        if RESET == 1:
-            gh = gv * (1.0 - (z >= 0).to(CDT)) + G * sig + G1 * sig1
-        else:
-            gh = gv + G * sig
+        gh, gth, gal = _spike_grads(h, th, a, G, gv, D, DA, RESET, ND, LEVELS, NEED_A)
         if HAS_GH:
             gh += tl.load(ghp, mask=m, other=0.0).to(CDT)
         if NEED_TH:
-            acc_th += -(G * kap) - G1 * sig1
+            acc_th += gth
             if RESET == 0:
                 acc_th -= gv * _count(h, th, LEVELS)
         if NEED_A:
-            acc_a += G * rho + G1 * rho1
+            acc_a += gal
         if NEED_B:
             has_prev = tl.full([BLOCK], t, tl.int32) > 0
             hprev = tl.load(hp - n, mask=m & has_prev, other=0.0).to(CDT)

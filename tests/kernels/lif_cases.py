@@ -116,3 +116,12 @@ def backend_table():
         from surrogate_nets.functional import lif as lif_mod
 
         return lif_mod._BACKENDS
+
+
+def spy_backend(monkeypatch, name):
+    """Wrap lif_scan backend ``name`` so every call appends ``1`` to the returned list."""
+    calls = []
+    table = backend_table()
+    orig = table[name]
+    monkeypatch.setitem(table, name, lambda **kw: calls.append(1) or orig(**kw))
+    return calls

@@ -114,10 +114,7 @@ def test_numba_rejects_non_cpu():
 def test_auto_uses_numba_only_for_large_layers(monkeypatch):
     from surrogate_nets import kernels
 
-    calls = []
-    table = C.backend_table()
-    orig = table["numba"]
-    monkeypatch.setitem(table, "numba", lambda **kw: calls.append(1) or orig(**kw))
+    calls = C.spy_backend(monkeypatch, "numba")
     monkeypatch.setattr(kernels, "NUMBA_MIN_NEURONS", 64)
     monkeypatch.setattr(kernels, "NUMBA_LARGE_MIN_STEPS", 3)
     monkeypatch.setattr(kernels, "NUMBA_MAX_SMALL_NEURONS", 8)
@@ -153,10 +150,7 @@ def test_li_readout_runs_on_the_numba_scan():
 def test_auto_uses_numba_for_small_layers_over_enough_steps(monkeypatch):
     from surrogate_nets import kernels
 
-    calls = []
-    table = C.backend_table()
-    orig = table["numba"]
-    monkeypatch.setitem(table, "numba", lambda **kw: calls.append(1) or orig(**kw))
+    calls = C.spy_backend(monkeypatch, "numba")
     monkeypatch.setattr(kernels, "NUMBA_MAX_SMALL_NEURONS", 16)
     monkeypatch.setattr(kernels, "NUMBA_MIN_STEPS", 4)
     lif_scan(torch.rand(3, 2, 8))  # too few steps

@@ -2,25 +2,19 @@
 per-neuron parameters, every gradient; user families fall back with one warning.
 (tests/functional/test_backends.py also holds it to tests/reference.py in five modes.)"""
 
-import os
-import platform
 import warnings
 
 import pytest
 import torch
 
-CUDA = torch.cuda.is_available()
-if not CUDA:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton", reason=f"triton is not installed ({platform.system()} {platform.machine()})")
+from triton_setup import DEV, import_triton, module_marks
+
+import_triton()
 
 from surrogate_nets import surrogate as S  # noqa: E402
 from surrogate_nets.functional import alif_scan  # noqa: E402
 
-DEV = "cuda" if CUDA else "cpu"
-pytestmark = [pytest.mark.cuda]
-if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
-    pytestmark.append(pytest.mark.skip(reason="triton was imported before TRITON_INTERPRET=1 was set"))
+pytestmark = module_marks()
 
 
 def _run(backend, sur, dtype, per_neuron, reset, levels, decay):

@@ -5,26 +5,19 @@ full boundary sums; forward exactly, every gradient (x, step, offset, alpha).
 Without a GPU the kernels run on CPU tensors through Triton's interpreter (TRITON_INTERPRET=1 is
 set here before anything imports triton)."""
 
-import os
-import platform
-
 import pytest
 import torch
 
-CUDA = torch.cuda.is_available()
-if not CUDA:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton", reason=f"triton is not installed ({platform.system()} {platform.machine()})")
+from triton_setup import DEV, import_triton, module_marks
+
+import_triton()
 
 from surrogate_nets import kernels  # noqa: E402
 from surrogate_nets import surrogate as S  # noqa: E402
 from surrogate_nets.functional import backends as B  # noqa: E402
 from surrogate_nets.functional.staircase import is_unit_boxcar  # noqa: E402
 
-DEV = "cuda" if CUDA else "cpu"
-pytestmark = [pytest.mark.cuda]
-if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
-    pytestmark.append(pytest.mark.skip(reason="triton was imported before TRITON_INTERPRET=1 was set"))
+pytestmark = module_marks()
 
 
 def _case(sur, lo, hi, binary=False, pact=False, per_channel=True, offset=True, dtype=torch.float64,

@@ -1,23 +1,19 @@
 """Triton lif_scan kernels, held to backend="torch" and tests/reference.py.
 
-Without a GPU the kernels run on CPU tensors through Triton's interpreter: this module sets
-``TRITON_INTERPRET=1`` before anything imports triton (the kernel modules are imported lazily).
+Without a GPU the kernels run on CPU tensors through Triton's interpreter: this module imports
+``triton_setup`` (which sets ``TRITON_INTERPRET=1``) before anything imports triton (the kernel
+modules are imported lazily).
 With CUDA the same tests run the compiled kernels on the GPU (``pytest -m cuda``).
 """
 
-import os
-import platform
 import warnings
 
 import pytest
 import torch
 
-CUDA = torch.cuda.is_available()
-if not CUDA:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-triton = pytest.importorskip(
-    "triton", reason="triton is not installed (it ships wheels for Linux x86-64/aarch64 only: "
-                     f"this is {platform.system()} {platform.machine()})")
+from triton_setup import CUDA, DEV, import_triton, module_marks
+
+triton = import_triton()
 
 import triton.language as tl  # noqa: E402
 
@@ -27,10 +23,7 @@ from surrogate_nets import surrogate as S  # noqa: E402
 from surrogate_nets.functional import lif_scan  # noqa: E402
 from surrogate_nets.surrogate.families import BUILTINS  # noqa: E402
 
-DEV = "cuda" if CUDA else "cpu"
-pytestmark = [pytest.mark.cuda]
-if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
-    pytestmark.append(pytest.mark.skip(reason="triton was imported before TRITON_INTERPRET=1 was set"))
+pytestmark = module_marks()
 
 
 def test_every_builtin_family_has_a_triton_form():
@@ -110,10 +103,7 @@ def test_triton_only_spike_output_used():
 
 
 def test_auto_picks_triton_only_when_allowed(monkeypatch):
-    calls = []
-    table = C.backend_table()
-    orig = table["triton"]
-    monkeypatch.setitem(table, "triton", lambda **kw: calls.append(1) or orig(**kw))
+    calls = C.spy_backend(monkeypatch, "triton")
     x = torch.rand(3, 2, 4, dtype=torch.float64, device=DEV)
     kernels.allow_triton_on_cpu(False)
     lif_scan(x)
