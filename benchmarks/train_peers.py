@@ -50,6 +50,7 @@ from surrogate_nets.data import DigitEvents
 from surrogate_nets.losses import MembraneCrossEntropy
 from surrogate_nets.surrogate import ATan
 from surrogate_nets.train import TensorLoader
+from train_step_peers import copy_weights  # the sibling script (this file runs as a script)
 
 TAU, HIDDEN, THRESH, ALPHA = 4.0, 256, 1.0, 2.0
 BETA = 1 - 1 / TAU
@@ -127,19 +128,6 @@ class SpikingJellyNet(nn.Module):
         functional.reset_net(self)
         self.readout(self.fc2(self.lif(self.fc1(x.flatten(2)))))
         return self.readout.v_seq
-
-
-def linears(model):
-    return [m for m in model.modules() if isinstance(m, nn.Linear)]
-
-
-def copy_weights(src, dst):
-    a, b = linears(src), linears(dst)
-    assert [l.weight.shape for l in a] == [l.weight.shape for l in b]
-    with torch.no_grad():
-        for la, lb in zip(a, b):
-            lb.weight.copy_(la.weight)
-            lb.bias.copy_(la.bias)
 
 
 # ------------------------------------------------------------------------------ loop
