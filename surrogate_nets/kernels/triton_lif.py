@@ -16,8 +16,10 @@ parameters arrive expanded to ``[B*N]`` (autograd of the expand reduces them bac
 shapes). float16/bfloat16 are loaded and computed in float32; float64 stays float64.
 
 Both directions are ``torch.library`` ops (``surrogate_nets::lif_scan_fwd`` /
-``lif_scan_bwd``, via ``triton_op`` where available) with registered autograd, so
-``torch.compile`` sees one op per direction. On CPU tensors they run only under Triton's
+``lif_scan_bwd``, made by :mod:`.triton_library`) with registered autograd, so
+``torch.compile`` sees one op per direction. ``save_dtype`` (issue 11, item 6) keeps the
+distance to threshold ``h - theta`` in bfloat16/float16 for the backward instead of ``h``
+(the rule of :mod:`surrogate_nets.functional.lif_low_mem`). On CPU tensors they run only under Triton's
 interpreter (``TRITON_INTERPRET=1`` set before triton is imported), which is how the tests run.
 """
 
@@ -30,6 +32,8 @@ import triton
 import triton.language as tl
 
 from ._common import expand_param, scaled_alpha
+from .triton_library import (block, compute_dtype, dense, library_op, maybe_empty, param_dtype,
+                             register_autograd, wrap)
 from .triton_surrogates import FORMS_BY_NAME
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
@@ -112,9 +116,9 @@ def _spike_grads(h, th, a, G, gv, D: tl.constexpr, DA: tl.constexpr, RESET: tl.c
 
 
 @triton.jit
-def _lif_fwd_kernel(X, V0, BETA, TH, S, H, VOUT, n, T,
+def _lif_fwd_kernel(X, V0, BETA, TH, S, H, VOUT, DH, n, T,
                     RESET: tl.constexpr, DECAY: tl.constexpr, LEVELS: tl.constexpr,
-                    CDT: tl.constexpr, BLOCK: tl.constexpr):
+                    SAVE_D: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     m = offs < n
@@ -124,6 +128,9 @@ def _lif_fwd_kernel(X, V0, BETA, TH, S, H, VOUT, n, T,
     xp = X + offs
     sp = S + offs
     hp = H + offs
+    dp = DH + offs
+    if SAVE_D:  # d = h - theta as the torch backend rounds it: both in the output dtype first
+        thr = th.to(H.dtype.element_ty).to(CDT)
     for _t in range(T):
         x = tl.load(xp, mask=m, other=0.0).to(CDT)
         if DECAY:
@@ -133,6 +140,10 @@ def _lif_fwd_kernel(X, V0, BETA, TH, S, H, VOUT, n, T,
         s = _count(h, th, LEVELS)
         tl.store(hp, h.to(H.dtype.element_ty), mask=m)
         tl.store(sp, s.to(S.dtype.element_ty), mask=m)
+        if SAVE_D:
+            hr = h.to(H.dtype.element_ty).to(CDT)
+            tl.store(dp, (hr - thr).to(DH.dtype.element_ty), mask=m)
+            dp += n
         v = _after_reset(h, s, th, RESET, LEVELS)
         xp += n
         sp += n
@@ -147,7 +158,8 @@ def _lif_bwd_kernel(H, X, GS, GH, GV, V0, BETA, TH, ALPHA,
                     RESET: tl.constexpr, DECAY: tl.constexpr, LEVELS: tl.constexpr,
                     ND: tl.constexpr, HAS_GS: tl.constexpr, HAS_GH: tl.constexpr,
                     HAS_GV: tl.constexpr, NEED_B: tl.constexpr, NEED_TH: tl.constexpr,
-                    NEED_A: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr):
+                    NEED_A: tl.constexpr, HOFF: tl.constexpr, CDT: tl.constexpr,
+                    BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     m = offs < n
@@ -155,6 +167,8 @@ def _lif_bwd_kernel(H, X, GS, GH, GV, V0, BETA, TH, ALPHA,
     th = tl.load(TH + offs, mask=m, other=1.0).to(CDT)
     a = tl.load(ALPHA + offs, mask=m, other=1.0).to(CDT)
     v0 = tl.load(V0 + offs, mask=m, other=0.0).to(CDT)
+    if HOFF:
+        thx = th.to(GX.dtype.element_ty).to(CDT)
     zero = tl.zeros([BLOCK], dtype=CDT)
     if HAS_GV:
         gv = tl.load(GV + offs, mask=m, other=0.0).to(CDT)
@@ -171,6 +185,8 @@ def _lif_bwd_kernel(H, X, GS, GH, GV, V0, BETA, TH, ALPHA,
     for i in range(T):
         t = T - 1 - i
         h = tl.load(hp, mask=m, other=0.0).to(CDT)
+        if HOFF:  # h = d + theta, rounded to x's dtype as the torch backend rebuilds it
+            h = (h + thx).to(GX.dtype.element_ty).to(CDT)
         if HAS_GS:
             G = tl.load(gsp, mask=m, other=0.0).to(CDT)
         else:
@@ -187,6 +203,8 @@ def _lif_bwd_kernel(H, X, GS, GH, GV, V0, BETA, TH, ALPHA,
         if NEED_B:
             has_prev = tl.full([BLOCK], t, tl.int32) > 0
             hprev = tl.load(hp - n, mask=m & has_prev, other=0.0).to(CDT)
+            if HOFF:
+                hprev = (hprev + thx).to(GX.dtype.element_ty).to(CDT)
             vprev = _after_reset(hprev, _count(hprev, th, LEVELS), th, RESET, LEVELS)
             vprev = tl.where(has_prev, vprev, v0)
             acc_b += gh * vprev
@@ -213,150 +231,157 @@ def _lif_bwd_kernel(H, X, GS, GH, GV, V0, BETA, TH, ALPHA,
 
 
 # ------------------------------------------------------------------------------ launch helpers
-def _cdt(dtype: torch.dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
-
-
-def _block(n: int, device: torch.device) -> int:
-    if device.type != "cuda":
-        return max(16, min(1024, triton.next_power_of_2(n)))  # interpreter: few big programs
-    return 256
-
-
-def _wrap(kernel):
-    """``torch.library.wrap_triton`` when this torch has it (needed inside ``triton_op``)."""
-    wrap = getattr(torch.library, "wrap_triton", None)
-    return wrap(kernel) if wrap is not None else kernel
+_cdt = compute_dtype  # names the ALIF module (and older callers) import from here
+_block = block
 
 
 def _fwd_impl(x: torch.Tensor, v0: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor,
-              reset: int, decay_input: bool, levels: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              reset: int, decay_input: bool, levels: int, save_dtype: Optional[torch.dtype]
+              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     T = x.shape[0]
     n = x[0].numel()
     s = torch.empty_like(x)
     h = torch.empty_like(x)
     v = torch.empty_like(v0)
-    blk = _block(n, x.device)
+    d = torch.empty(x.shape if save_dtype is not None else (0,), dtype=save_dtype or x.dtype,
+                    device=x.device)
+    blk = block(n, x.device)
     grid = (triton.cdiv(n, blk),)
-    _wrap(_lif_fwd_kernel)[grid](x, v0, beta, threshold, s, h, v, n, T, RESET=reset,
-                                 DECAY=decay_input, LEVELS=levels, CDT=_cdt(x.dtype), BLOCK=blk)
-    return s, h, v
+    wrap(_lif_fwd_kernel)[grid](x, v0, beta, threshold, s, h, v, d if save_dtype else h, n, T,
+                                RESET=reset, DECAY=decay_input, LEVELS=levels,
+                                SAVE_D=save_dtype is not None, CDT=compute_dtype(x.dtype),
+                                BLOCK=blk)
+    return s, h, v, d
 
 
 def _bwd_impl(h: torch.Tensor, x: Optional[torch.Tensor], gs: Optional[torch.Tensor],
               gh: Optional[torch.Tensor], gv: Optional[torch.Tensor], v0: torch.Tensor,
               beta: torch.Tensor, threshold: torch.Tensor, alpha: torch.Tensor, family: str,
               reset: int, detach_reset: bool, decay_input: bool, levels: int,
-              need: List[bool]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                         torch.Tensor]:
+              need: List[bool], h_is_distance: bool
+              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     d, da = FORMS_BY_NAME[family]
     T = h.shape[0]
     n = h[0].numel()
     need_b, need_th, need_a = bool(need[0]), bool(need[1]), bool(need[2])
-    pdt = beta.dtype
-    gx = torch.empty_like(h)
-    gv0 = torch.empty(h.shape[1:], dtype=pdt, device=h.device)
-    gb = torch.empty(h.shape[1:] if need_b else (0,), dtype=pdt, device=h.device)
-    gth = torch.empty(h.shape[1:] if need_th else (0,), dtype=pdt, device=h.device)
-    ga = torch.empty(h.shape[1:] if need_a else (0,), dtype=pdt, device=h.device)
-    blk = _block(n, h.device)
+    pdt, shp, dev = beta.dtype, h.shape[1:], h.device
+    gx = torch.empty(h.shape, dtype=v0.dtype, device=dev)  # v0 arrives in x's dtype
+    gv0 = torch.empty(shp, dtype=pdt, device=dev)
+    gb, gth, ga = (maybe_empty(shp, on, pdt, dev) for on in (need_b, need_th, need_a))
+    blk = block(n, dev)
     grid = (triton.cdiv(n, blk),)
     nd = (not detach_reset) and reset != 2
-    _wrap(_lif_bwd_kernel)[grid](
+    wrap(_lif_bwd_kernel)[grid](
         h, x if x is not None else h, gs if gs is not None else h, gh if gh is not None else h,
         gv if gv is not None else v0, v0, beta, threshold, alpha, gx, gv0, gb, gth, ga, n, T, (T - 1) * n,
         D=d, DA=da, RESET=reset, DECAY=decay_input, LEVELS=levels, ND=nd,
         HAS_GS=gs is not None, HAS_GH=gh is not None, HAS_GV=gv is not None,
-        NEED_B=need_b, NEED_TH=need_th, NEED_A=need_a, CDT=_cdt(h.dtype), BLOCK=blk)
+        NEED_B=need_b, NEED_TH=need_th, NEED_A=need_a, HOFF=bool(h_is_distance),
+        CDT=compute_dtype(v0.dtype), BLOCK=blk)
     return gx, gv0, gb, gth, ga
 
 
 # ---------------------------------------------------------------------- torch.library wrapping
-_op_decorator = getattr(torch.library, "triton_op", None) or torch.library.custom_op
-
-
-@_op_decorator("surrogate_nets::lif_scan_fwd", mutates_args=())
+@library_op("lif_scan_fwd")
 def lif_scan_fwd(x: torch.Tensor, v0: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor,
                  alpha: torch.Tensor, family: str, reset: int, detach_reset: bool,
-                 decay_input: bool, levels: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward op: ``(spikes [T, *S], h [T, *S], v_last [*S])``; ``v0``/parameters are ``[*S]``."""
-    return _fwd_impl(x, v0, beta, threshold, reset, decay_input, levels)
+                 decay_input: bool, levels: int, save_dtype: Optional[torch.dtype] = None
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward op: ``(spikes [T, *S], h [T, *S], v_last [*S], d)``; ``v0``/parameters are ``[*S]``.
+
+    ``d`` is ``h - theta`` rounded to ``save_dtype`` (``[T, *S]``, what the backward keeps
+    instead of ``h``) when ``save_dtype`` is given, else an empty ``(0,)`` tensor.
+    """
+    return _fwd_impl(x, v0, beta, threshold, reset, decay_input, levels, save_dtype)
 
 
-@_op_decorator("surrogate_nets::lif_scan_bwd", mutates_args=())
+@library_op("lif_scan_bwd")
 def lif_scan_bwd(h: torch.Tensor, x: Optional[torch.Tensor], gs: Optional[torch.Tensor],
                  gh: Optional[torch.Tensor], gv: Optional[torch.Tensor], v0: torch.Tensor,
                  beta: torch.Tensor, threshold: torch.Tensor, alpha: torch.Tensor, family: str,
                  reset: int, detach_reset: bool, decay_input: bool, levels: int,
-                 need: List[bool]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                            torch.Tensor]:
-    """Backward op: ``(dx, dv0, dbeta, dtheta, dalpha)`` elementwise (empty when not needed)."""
+                 need: List[bool], h_is_distance: bool = False
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Backward op: ``(dx, dv0, dbeta, dtheta, dalpha)`` elementwise (empty when not needed).
+
+    ``h_is_distance``: ``h`` holds the forward's ``d = h - theta`` (any float dtype); the kernel
+    rebuilds ``h = d + theta`` in its compute dtype. ``dx`` has ``v0``'s dtype (= ``x``'s).
+    """
     return _bwd_impl(h, x, gs, gh, gv, v0, beta, threshold, alpha, family, reset, detach_reset,
-                     decay_input, levels, need)
+                     decay_input, levels, need, h_is_distance)
 
 
 @lif_scan_fwd.register_fake
-def _(x, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input, levels):
-    return torch.empty_like(x), torch.empty_like(x), torch.empty_like(v0)
+def _(x, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input, levels,
+      save_dtype=None):
+    d = x.new_empty(x.shape if save_dtype is not None else (0,), dtype=save_dtype or x.dtype)
+    return torch.empty_like(x), torch.empty_like(x), torch.empty_like(v0), d
 
 
 @lif_scan_bwd.register_fake
 def _(h, x, gs, gh, gv, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input,
-      levels, need):
+      levels, need, h_is_distance=False):
     pdt = beta.dtype
     shp = h.shape[1:]
     mk = lambda on: h.new_empty(shp if on else (0,), dtype=pdt)  # noqa: E731
-    return torch.empty_like(h), h.new_empty(shp, dtype=pdt), mk(need[0]), mk(need[1]), mk(need[2])
+    return (h.new_empty(h.shape, dtype=v0.dtype), h.new_empty(shp, dtype=pdt), mk(need[0]),
+            mk(need[1]), mk(need[2]))
 
 
 def _setup(ctx, inputs, output):
-    x, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input, levels = inputs
-    _, h, _ = output
+    x, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input, levels = inputs[:10]
+    save_dtype = inputs[10] if len(inputs) > 10 else None
+    _, h, _, d = output
     ctx.cfg = (family, reset, detach_reset, decay_input, levels)
+    ctx.h_is_distance = save_dtype is not None
     save_x = decay_input and ctx.needs_input_grad[2]
-    ctx.save_for_backward(h, x if save_x else None, v0, beta, threshold, alpha)
+    ctx.save_for_backward(d if save_dtype is not None else h, x if save_x else None, v0, beta,
+                          threshold, alpha)
     ctx.v0_dtype = v0.dtype
 
 
-def _backward(ctx, g_s, g_h, g_v):
+def _backward(ctx, g_s, g_h, g_v, _g_d):
     h, x, v0, beta, threshold, alpha = ctx.saved_tensors
     family, reset, detach_reset, decay_input, levels = ctx.cfg
     need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
     if not (need_x or need_v0 or need_b or need_th or need_a):
-        return (None,) * 10
-    # incoming gradients may be expanded views (e.g. of ``out.sum()``): the kernel needs dense ones
-    g_s, g_h, g_v = (None if g is None else g.contiguous() for g in (g_s, g_h, g_v))
+        return (None,) * 11
     gx, gv0, gb, gth, ga = lif_scan_bwd(
-        h, x, g_s, g_h, g_v, v0, beta, threshold, alpha, family, reset, detach_reset, decay_input,
-        levels, [bool(need_b), bool(need_th), bool(need_a)])
+        h, x, dense(g_s), dense(g_h), dense(g_v), v0, beta, threshold, alpha, family, reset,
+        detach_reset, decay_input, levels, [bool(need_b), bool(need_th), bool(need_a)],
+        ctx.h_is_distance)
     return (gx if need_x else None, gv0.to(ctx.v0_dtype) if need_v0 else None,
             gb if need_b else None, gth if need_th else None, ga if need_a else None,
-            None, None, None, None, None)
+            None, None, None, None, None, None)
 
 
-lif_scan_fwd.register_autograd(_backward, setup_context=_setup)
+register_autograd(lif_scan_fwd, _backward, _setup)
 
 
 # ------------------------------------------------------------------------------ the backend fn
 def triton_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
-                    levels, relaxed):
+                    levels, relaxed, save_dtype=None):
     """``lif_scan`` backend ``"triton"`` (arguments as in :func:`~surrogate_nets.functional.lif.register_lif_backend`).
 
-    ``relaxed=True`` is not supported here (the dispatcher never sends it).
+    ``save_dtype`` (``torch.bfloat16`` / ``torch.float16``): keep ``d = h - theta`` rounded to it
+    for the backward instead of ``h``, as
+    :class:`~surrogate_nets.functional.lif_low_mem.LIFScanLowMemFunction` does (the forward
+    writes ``d`` next to ``h``; the backward reads the narrow ``d``). ``relaxed=True`` is not
+    supported here (the dispatcher never sends it).
     """
     from ..functional.lif import LIFScanResult
 
     if relaxed:
         raise ValueError("the triton backend does not support relaxed=True; use backend='torch'")
     shape = x.shape[1:]
-    pdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    pdt = param_dtype(x.dtype)
     alpha = scaled_alpha(alpha, surrogate, x.numel())  # "auto": the whole sequence
 
     def full(p):
         return expand_param(p, shape, pdt)
 
     xc = x.contiguous()
-    s, h, v = lif_scan_fwd(xc, v0.to(x.dtype).contiguous(), full(beta), full(threshold), full(alpha),
-                           surrogate.name, _RESET_CODE[reset], bool(detach_reset),
-                           bool(decay_input), int(levels))
+    s, h, v, _ = lif_scan_fwd(xc, v0.to(x.dtype).contiguous(), full(beta), full(threshold),
+                              full(alpha), surrogate.name, _RESET_CODE[reset], bool(detach_reset),
+                              bool(decay_input), int(levels), save_dtype)
     return LIFScanResult(s, h, v.to(v0.dtype) if v0.dtype != v.dtype else v)
