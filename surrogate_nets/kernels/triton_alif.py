@@ -14,17 +14,25 @@ tensor (as the torch backend does), then runs ``t = T-1 .. 0`` accumulating the 
 ``beta, rho, theta_0, beta_a`` and alpha per neuron. Parameters arrive expanded to ``[B*N]``
 (autograd of the expand reduces them). float16/bfloat16 compute in float32; float64 in float64.
 CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
+
+Both directions are ``torch.library`` ops (``surrogate_nets::alif_scan_fwd`` / ``alif_scan_bwd``,
+made by :mod:`.triton_library`) with registered autograd and fake implementations, so
+``torch.compile`` traces the scan as one op per direction (no graph break).
 """
 
 from __future__ import annotations
+
+from typing import List, Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
 
 from ._common import expand_param, scaled_alpha
-from .triton_lif import _after_reset, _block, _cdt, _count, _spike_grads
-from .triton_surrogates import form_for
+from .triton_library import (block, compute_dtype, dense, library_op, param_dtype,
+                             register_autograd, wrap)
+from .triton_lif import _after_reset, _count, _spike_grads
+from .triton_surrogates import FORMS_BY_NAME
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
 
@@ -138,51 +146,88 @@ def _alif_bwd_kernel(H, S, X, GS, GH, GV, GA, V0, A0, BETA, RHO, TH, BA, ALPHA, 
         tl.store(GAL + offs, acc_al, mask=m)
 
 
-class TritonALIFScan(torch.autograd.Function):
-    """``forward(x [T, n], v0, a0, beta, rho, threshold, adaptation, alpha (all [n]), cfg)
-    -> (s, h, v, a)``; contiguous, parameters in the compute dtype."""
-
-    @staticmethod
-    def forward(ctx, x, v0, a0, beta, rho, th, ba, alpha, cfg):
-        ctx.set_materialize_grads(False)
-        d, da, reset, detach, decay, levels = cfg
-        T, n = x.shape
-        s, h = torch.empty_like(x), torch.empty_like(x)
-        v, a = torch.empty_like(v0), torch.empty_like(v0)
-        blk = _block(n, x.device)
-        _alif_fwd_kernel[(triton.cdiv(n, blk),)](x, v0, a0, beta, rho, th, ba, s, h, v, a, n, T,
-                                                 RESET=reset, DECAY=decay, LEVELS=levels,
-                                                 CDT=_cdt(x.dtype), BLOCK=blk)
-        ctx.cfg = cfg
-        save_x = decay and ctx.needs_input_grad[3]
-        ctx.save_for_backward(h, s, x if save_x else None, v0, a0, beta, rho, th, ba, alpha)
-        return s, h, v, a
-
-    @staticmethod
-    def backward(ctx, gs, gh, gv, ga):
-        h, s, x, v0, a0, beta, rho, th, ba, alpha = ctx.saved_tensors
-        d, da, reset, detach, decay, levels = ctx.cfg
-        needs = ctx.needs_input_grad[:8]
-        if not any(needs):
-            return (None,) * 9
-        T, n = h.shape
-        pdt = beta.dtype
-        gx = torch.empty_like(h)
-        aprev = torch.empty(h.shape, dtype=pdt, device=h.device)
-        outs = [torch.empty(n, dtype=pdt, device=h.device) for _ in range(7)]
-        g = [None if t is None else t.contiguous() for t in (gs, gh, gv, ga)]
-        blk = _block(n, h.device)
-        _alif_bwd_kernel[(triton.cdiv(n, blk),)](
-            h, s, x if x is not None else h, *(t if t is not None else h for t in g), v0, a0,
-            beta, rho, th, ba, alpha, aprev, gx, *outs, n, T, D=d, DA=da, RESET=reset,
-            DECAY=decay, LEVELS=levels, ND=(not detach) and reset != 2, HAS_GS=g[0] is not None,
-            HAS_GH=g[1] is not None, HAS_GV=g[2] is not None, HAS_GA=g[3] is not None,
-            NEED_B=bool(needs[3]), NEED_AL=bool(needs[7]), CDT=_cdt(h.dtype), BLOCK=blk)
-        gv0, ga0, gb, gr, gth, gba, gal = outs
-        res = (gx, gv0.to(v0.dtype), ga0.to(a0.dtype), gb, gr, gth, gba, gal)
-        return tuple(t if need else None for t, need in zip(res, needs)) + (None,)
+# ---------------------------------------------------------------------- torch.library wrapping
+@library_op("alif_scan_fwd")
+def alif_scan_fwd(x: torch.Tensor, v0: torch.Tensor, a0: torch.Tensor, beta: torch.Tensor,
+                  rho: torch.Tensor, threshold: torch.Tensor, adaptation: torch.Tensor,
+                  alpha: torch.Tensor, family: str, reset: int, detach_reset: bool,
+                  decay_input: bool, levels: int
+                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward op: ``x [T, n]``, states and parameters ``[n]`` (contiguous, parameters in the
+    compute dtype) ``-> (s [T, n], h [T, n], v_T [n], a_T [n])``; ``alpha`` is kept for the
+    backward only."""
+    T, n = x.shape
+    s, h = torch.empty_like(x), torch.empty_like(x)
+    v, a = torch.empty_like(v0), torch.empty_like(v0)
+    blk = block(n, x.device)
+    wrap(_alif_fwd_kernel)[(triton.cdiv(n, blk),)](
+        x, v0, a0, beta, rho, threshold, adaptation, s, h, v, a, n, T, RESET=reset,
+        DECAY=decay_input, LEVELS=levels, CDT=compute_dtype(x.dtype), BLOCK=blk)
+    return s, h, v, a
 
 
+@library_op("alif_scan_bwd")
+def alif_scan_bwd(h: torch.Tensor, s: torch.Tensor, x: Optional[torch.Tensor],
+                  gs: Optional[torch.Tensor], gh: Optional[torch.Tensor],
+                  gv: Optional[torch.Tensor], ga: Optional[torch.Tensor], v0: torch.Tensor,
+                  a0: torch.Tensor, beta: torch.Tensor, rho: torch.Tensor,
+                  threshold: torch.Tensor, adaptation: torch.Tensor, alpha: torch.Tensor,
+                  family: str, reset: int, detach_reset: bool, decay_input: bool, levels: int,
+                  need_beta: bool, need_alpha: bool) -> List[torch.Tensor]:
+    """Backward op: ``[dx, dv0, da0, dbeta, drho, dtheta0, dbeta_a, dalpha]`` (``[T, n]`` and
+    ``[n]``; the beta / alpha ones are computed only when ``need_beta`` / ``need_alpha``)."""
+    d, da = FORMS_BY_NAME[family]
+    T, n = h.shape
+    pdt, dev = beta.dtype, h.device
+    gx = torch.empty_like(h)
+    aprev = torch.empty(h.shape, dtype=pdt, device=dev)  # scratch: the rebuilt trace a_{t-1}
+    outs = [torch.empty(n, dtype=pdt, device=dev) for _ in range(7)]
+    blk = block(n, dev)
+    wrap(_alif_bwd_kernel)[(triton.cdiv(n, blk),)](
+        h, s, x if x is not None else h, *(t if t is not None else h for t in (gs, gh, gv, ga)),
+        v0, a0, beta, rho, threshold, adaptation, alpha, aprev, gx, *outs, n, T, D=d, DA=da,
+        RESET=reset, DECAY=decay_input, LEVELS=levels, ND=(not detach_reset) and reset != 2,
+        HAS_GS=gs is not None, HAS_GH=gh is not None, HAS_GV=gv is not None,
+        HAS_GA=ga is not None, NEED_B=need_beta, NEED_AL=need_alpha, CDT=compute_dtype(h.dtype),
+        BLOCK=blk)
+    return [gx] + outs
+
+
+@alif_scan_fwd.register_fake
+def _(x, v0, a0, beta, rho, threshold, adaptation, alpha, family, reset, detach_reset,
+      decay_input, levels):
+    return torch.empty_like(x), torch.empty_like(x), torch.empty_like(v0), torch.empty_like(v0)
+
+
+@alif_scan_bwd.register_fake
+def _(h, s, x, gs, gh, gv, ga, v0, a0, beta, rho, threshold, adaptation, alpha, family, reset,
+      detach_reset, decay_input, levels, need_beta, need_alpha):
+    return [torch.empty_like(h)] + [h.new_empty(h.shape[1:], dtype=beta.dtype) for _ in range(7)]
+
+
+def _setup(ctx, inputs, output):
+    x, v0, a0, beta, rho, th, ba, alpha = inputs[:8]
+    ctx.cfg = inputs[8:]
+    s, h, _, _ = output
+    save_x = inputs[11] and ctx.needs_input_grad[3]  # decay_input and beta's gradient
+    ctx.save_for_backward(h, s, x if save_x else None, v0, a0, beta, rho, th, ba, alpha)
+
+
+def _backward(ctx, gs, gh, gv, ga):
+    h, s, x, v0, a0, beta, rho, th, ba, alpha = ctx.saved_tensors
+    needs = ctx.needs_input_grad[:8]
+    if not any(needs):
+        return (None,) * 13
+    res = alif_scan_bwd(h, s, x, dense(gs), dense(gh), dense(gv), dense(ga), v0, a0, beta, rho,
+                        th, ba, alpha, *ctx.cfg, bool(needs[3]), bool(needs[7]))
+    res[1], res[2] = res[1].to(v0.dtype), res[2].to(a0.dtype)
+    return tuple(t if need else None for t, need in zip(res, needs)) + (None,) * 5
+
+
+register_autograd(alif_scan_fwd, _backward, _setup)
+
+
+# ------------------------------------------------------------------------------ the backend fn
 def triton_alif_scan(x, v0, a0, beta, rho, threshold, adaptation, alpha, surrogate, reset,
                      detach_reset, decay_input, levels, relaxed):
     """``alif`` backend ``"triton"`` (built-in surrogate families, ``relaxed=False``)."""
@@ -191,17 +236,16 @@ def triton_alif_scan(x, v0, a0, beta, rho, threshold, adaptation, alpha, surroga
     if relaxed:
         raise ValueError("the triton backend does not support relaxed=True; use backend='torch'")
     shape, T, n = x.shape[1:], x.shape[0], x[0].numel()
-    pdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    pdt = param_dtype(x.dtype)
     alpha = scaled_alpha(alpha, surrogate, x.numel())  # "auto": the whole sequence
-    d, da = form_for(surrogate)
 
     def full(p):
         return expand_param(p, shape, pdt).view(n)
 
-    s, h, v, a = TritonALIFScan.apply(
+    s, h, v, a = alif_scan_fwd(
         x.contiguous().view(T, n), v0.to(x.dtype).contiguous().view(n),
         a0.to(x.dtype).contiguous().view(n), full(beta), full(rho), full(threshold),
-        full(adaptation), full(alpha),
-        (d, da, _RESET_CODE[reset], bool(detach_reset), bool(decay_input), int(levels)))
+        full(adaptation), full(alpha), surrogate.name, _RESET_CODE[reset], bool(detach_reset),
+        bool(decay_input), int(levels))
     return ALIFScanResult(s.view(x.shape), h.view(x.shape), v.view(shape).to(v0.dtype),
                           a.view(shape).to(a0.dtype))

@@ -15,16 +15,25 @@ families with compact support and a fixed alpha visit only the ``2 r`` boundarie
 Step, offset and alpha arrive expanded to ``x``'s shape (contiguous), so autograd of the expand
 reduces the per-element terms to per-tensor or per-channel gradients. float16/bfloat16 compute in
 float32; float64 stays float64. CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
+
+Both directions are ``torch.library`` ops (``surrogate_nets::fake_quant_fwd`` /
+``fake_quant_bwd``, made by :mod:`.triton_library`) with registered autograd and fake
+implementations, so ``torch.compile`` traces the quantizer as one op per direction.
 """
 
 from __future__ import annotations
+
+from typing import Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
 
 from ..functional.staircase import window_radius
-from .triton_surrogates import form_for
+from ._common import ScaleGrad
+from .triton_library import (compute_dtype, library_op, maybe_empty, param_dtype,
+                             register_autograd, wrap)
+from .triton_surrogates import FORMS_BY_NAME, form_for
 
 _BLOCK = 256
 
@@ -128,76 +137,93 @@ def _grid(n):
     return (triton.cdiv(n, _BLOCK),)
 
 
-def _cdt(dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
+# ---------------------------------------------------------------------- torch.library wrapping
+@library_op("fake_quant_fwd")
+def fake_quant_fwd(x: torch.Tensor, s: torch.Tensor, b: Optional[torch.Tensor],
+                   a: Optional[torch.Tensor], family: str, lo: int, hi: int, binary: bool,
+                   pact: bool, fast: bool, window: int) -> torch.Tensor:
+    """Forward op: ``q`` (``x``'s shape and dtype) from ``x`` and the step ``s``, offset ``b``
+    (or ``None``) expanded to ``x``'s shape; ``a`` (alpha, expanded, or ``None`` on the boxcar
+    path), ``family``, ``pact``, ``fast`` and ``window`` are kept for the backward."""
+    out = torch.empty_like(x)
+    n = x.numel()
+    wrap(_fq_fwd_kernel)[_grid(n)](x, s, x if b is None else b, out, n, LO=lo, HI=hi,
+                                   BINARY=binary, HAS_B=b is not None,
+                                   CDT=compute_dtype(x.dtype), BLOCK=_BLOCK)
+    return out
 
 
-class TritonFakeQuant(torch.autograd.Function):
-    """``forward(x, s, b, a (all x's shape, contiguous; b may be None), cfg) -> q``."""
-
-    @staticmethod
-    def forward(ctx, x, s, b, a, cfg):
-        d, da, lo, hi, binary, pact, fast, window = cfg
-        out = torch.empty_like(x)
-        n = x.numel()
-        _fq_fwd_kernel[_grid(n)](x, s, x if b is None else b, out, n, LO=lo, HI=hi,
-                                 BINARY=binary, HAS_B=b is not None, CDT=_cdt(x.dtype),
-                                 BLOCK=_BLOCK)
-        ctx.cfg = cfg
-        ctx.has_b = b is not None
-        ctx.save_for_backward(x, s, b, a)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        x, s, b, a = ctx.saved_tensors
-        d, da, lo, hi, binary, pact, fast, window = ctx.cfg
-        need_x, need_s, need_b, need_a = ctx.needs_input_grad[:4]
-        need_a = bool(need_a) and not fast
-        n = x.numel()
-        pdt = torch.float64 if x.dtype == torch.float64 else torch.float32
-        gx = torch.empty_like(x)
-        es = torch.empty(x.shape if need_s else (0,), dtype=pdt, device=x.device)
-        eb = torch.empty(x.shape if need_b else (0,), dtype=pdt, device=x.device)
-        ea = torch.empty(x.shape if need_a else (0,), dtype=pdt, device=x.device)
-        _fq_bwd_kernel[_grid(n)](g.contiguous(), x, s, x if b is None else b, x if a is None else a,
-                                 gx, es, eb, ea, n, D=d, DA=da, LO=lo, HI=hi,
-                                 SLO=0 if binary else lo, SHI=1 if binary else hi, BINARY=binary,
-                                 PACT=pact, FAST=fast, WINDOW=window, HAS_B=ctx.has_b,
-                                 NEED_S=bool(need_s), NEED_B=bool(need_b), NEED_A=need_a,
-                                 CDT=_cdt(x.dtype), BLOCK=_BLOCK)
-        return (gx if need_x else None, es.to(s.dtype) if need_s else None,
-                eb.to(b.dtype) if need_b else None, ea.to(a.dtype) if need_a else None, None)
+@library_op("fake_quant_bwd")
+def fake_quant_bwd(g: torch.Tensor, x: torch.Tensor, s: torch.Tensor, b: Optional[torch.Tensor],
+                   a: Optional[torch.Tensor], family: str, lo: int, hi: int, binary: bool,
+                   pact: bool, fast: bool, window: int, need_s: bool, need_b: bool,
+                   need_a: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Backward op: ``(dL/dx, step terms, offset terms, alpha terms)``, all ``x``'s shape (the
+    terms in the compute dtype; an empty ``(0,)`` tensor where not needed)."""
+    d, da = FORMS_BY_NAME[family]
+    n = x.numel()
+    pdt = param_dtype(x.dtype)
+    gx = torch.empty_like(x)
+    es, eb, ea = (maybe_empty(x.shape, on, pdt, x.device) for on in (need_s, need_b, need_a))
+    wrap(_fq_bwd_kernel)[_grid(n)](
+        g, x, s, x if b is None else b, x if a is None else a, gx, es, eb, ea, n, D=d, DA=da,
+        LO=lo, HI=hi, SLO=0 if binary else lo, SHI=1 if binary else hi, BINARY=binary,
+        PACT=pact, FAST=fast, WINDOW=window, HAS_B=b is not None, NEED_S=need_s, NEED_B=need_b,
+        NEED_A=need_a, CDT=compute_dtype(x.dtype), BLOCK=_BLOCK)
+    return gx, es, eb, ea
 
 
-class _Scale(torch.autograd.Function):
-    """Identity forward; the gradient times ``scale`` (the quantizer's ``grad_scale``)."""
-
-    @staticmethod
-    def forward(ctx, t, scale):
-        ctx.scale = scale
-        return t.view_as(t)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * ctx.scale, None
+@fake_quant_fwd.register_fake
+def _(x, s, b, a, family, lo, hi, binary, pact, fast, window):
+    return torch.empty_like(x)
 
 
+@fake_quant_bwd.register_fake
+def _(g, x, s, b, a, family, lo, hi, binary, pact, fast, window, need_s, need_b, need_a):
+    pdt = param_dtype(x.dtype)
+    mk = lambda on: x.new_empty(x.shape if on else (0,), dtype=pdt)  # noqa: E731
+    return torch.empty_like(x), mk(need_s), mk(need_b), mk(need_a)
+
+
+def _setup(ctx, inputs, output):
+    x, s, b, a = inputs[:4]
+    ctx.cfg = inputs[4:]
+    ctx.save_for_backward(x, s, b, a)
+
+
+def _backward(ctx, g):
+    x, s, b, a = ctx.saved_tensors
+    need_x, need_s, need_b, need_a = ctx.needs_input_grad[:4]
+    fast = ctx.cfg[5]
+    need_a = bool(need_a) and not fast
+    if g is None or not (need_x or need_s or need_b or need_a):
+        return (None,) * 11
+    gx, es, eb, ea = fake_quant_bwd(g.contiguous(), x, s, b, a, *ctx.cfg, bool(need_s),
+                                    bool(need_b), need_a)
+    return (gx if need_x else None, es.to(s.dtype) if need_s else None,
+            eb.to(b.dtype) if need_b else None, ea.to(a.dtype) if need_a else None) + (None,) * 7
+
+
+register_autograd(fake_quant_fwd, _backward, _setup)
+
+
+# ------------------------------------------------------------------------------ the backend fn
 def triton_fake_quant(x, step, offset, alpha, surrogate, lo, hi, binary, pact, fast, grad_scale):
     """``fake_quant`` backend ``"triton"`` (arguments as the ``"torch"`` backend's)."""
+    from ..surrogate import families as fam
     from ._common import grad_scale as alpha_scale
 
-    form = form_for(surrogate)
-    if form is None and not fast:
+    if form_for(surrogate) is None and not fast:
         raise ValueError(f"surrogate family {type(surrogate).__name__} has no Triton form")
-    d, da = form if form is not None else form_for_boxcar()
-    shape, dt = x.shape, x.dtype
-    pdt = torch.float64 if dt == torch.float64 else torch.float32
+    # the boxcar path needs no family form: any built-in name selects the kernel
+    family = surrogate.name if form_for(surrogate) is not None else fam.StraightThrough.name
+    shape = x.shape
+    pdt = param_dtype(x.dtype)
 
     def full(p, scale=None):
         p = p.to(pdt)
         if scale is not None and scale != 1.0 and p.requires_grad:
-            p = _Scale.apply(p, scale)
+            p = ScaleGrad.apply(p, scale)
         return p.expand(shape).contiguous()
 
     g = float(grad_scale)
@@ -213,12 +239,5 @@ def triton_fake_quant(x, step, offset, alpha, surrogate, lo, hi, binary, pact, f
             r = None  # d_alpha summed over every boundary: one loop for both sums
         slo, shi = (0, 1) if binary else (lo, hi)
         win = r if (r is not None and shi - slo > 2 * r) else 0
-    q = TritonFakeQuant.apply(x.contiguous(), s, b, a,
-                              (d, da, int(lo), int(hi), bool(binary), bool(pact), bool(fast), int(win)))
-    return q
-
-
-def form_for_boxcar():
-    from ..surrogate import families as fam
-
-    return form_for(fam.StraightThrough())
+    return fake_quant_fwd(x.contiguous(), s, b, a, family, int(lo), int(hi), bool(binary),
+                          bool(pact), bool(fast), int(win))

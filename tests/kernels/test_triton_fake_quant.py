@@ -90,5 +90,5 @@ def test_quant_act_runs_on_triton_when_allowed():
         q = fake_quantize(x, step, -4, 3, "atan")
     finally:
         kernels.allow_triton_on_cpu(False)
-    assert type(q.grad_fn).__name__ == "TritonFakeQuantBackward"
+    assert "surrogate_nets_fake_quant_fwd" in type(q.grad_fn).__name__  # the torch.library op
     torch.testing.assert_close(q, fake_quantize(x, step, -4, 3, "atan"))
