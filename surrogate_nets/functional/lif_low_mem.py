@@ -8,9 +8,16 @@ and ``h - theta`` in bfloat16 / float16 keeps its sign exactly and a relative pr
 
 from __future__ import annotations
 
+from typing import Callable, Dict, Tuple
+
 from torch.autograd.function import once_differentiable
 
 from .lif import LIFScanFunction, LIFScanResult, _bptt
+
+#: fused backends of the ``save_dtype`` scan besides ``"torch"`` (registered by
+#: :mod:`surrogate_nets.kernels`): name -> ``(fn(save_dtype, **kw), supports(**kw))`` with ``kw``
+#: the arguments of a ``"lif"`` backend (:mod:`surrogate_nets.functional.backends`)
+_LOW_MEM: Dict[str, Tuple[Callable, Callable]] = {}
 
 class LIFScanLowMemFunction(LIFScanFunction):
     r""":class:`LIFScanFunction` saving the distance to threshold ``h - theta`` in a narrow dtype.
@@ -20,7 +27,8 @@ class LIFScanLowMemFunction(LIFScanFunction):
     ``h_t = D + \theta`` in the input dtype. The sign of ``h - theta`` survives rounding, so binary
     spikes recomputed in the backward are exact; the surrogate is evaluated at ``h`` with a relative
     error of ``2^{-9}`` of the distance (bfloat16), i.e. smallest exactly where the surrogate
-    matters, near the threshold. The forward is the unchanged :class:`LIFScanFunction` forward.
+    matters, near the threshold. The forward is the unchanged :class:`LIFScanFunction` forward. This is the ``"torch"``
+    backend of the ``save_dtype`` scan (:func:`register_low_mem_backend` adds fused ones).
     """
 
     @staticmethod
@@ -56,3 +64,29 @@ def _scan_torch_low_mem(save_dtype, x, v0, beta, threshold, alpha, surrogate, re
     s, h, v = LIFScanLowMemFunction.apply(x, v0, beta, threshold, alpha, surrogate, reset,
                                           detach_reset, decay_input, levels, relaxed, save_dtype)
     return LIFScanResult(s, h, v)
+
+
+def register_low_mem_backend(name: str, fn: Callable, supports: Callable[..., bool]) -> None:
+    """Register ``fn(save_dtype, **kw) -> LIFScanResult`` as backend ``name`` of the
+    ``save_dtype`` scan; ``backend="auto"`` takes it when ``supports(**kw)`` (the first such in
+    registration order), else the ``"torch"`` one. It must keep the rule of
+    :class:`LIFScanLowMemFunction`: same forward as the plain scan, ``h - theta`` rounded to
+    ``save_dtype`` saved for the backward."""
+    _LOW_MEM[name] = (fn, supports)
+
+
+def low_mem_backends() -> list:
+    """The backends that take ``save_dtype`` (``"torch"`` first)."""
+    return ["torch"] + list(_LOW_MEM)
+
+
+def _scan_low_mem(save_dtype, backend, **kw) -> LIFScanResult:
+    """The ``save_dtype`` scan on ``backend`` (``"auto"``, ``"torch"`` or a registered name; the
+    name was checked by ``_check_save_dtype``)."""
+    if backend == "auto":
+        for fn, supports in _LOW_MEM.values():
+            if supports(**kw):
+                return fn(save_dtype, **kw)
+    elif backend in _LOW_MEM:
+        return _LOW_MEM[backend][0](save_dtype, **kw)
+    return _scan_torch_low_mem(save_dtype, **kw)

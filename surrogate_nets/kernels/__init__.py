@@ -7,7 +7,8 @@ and the kernel modules load on the first call that uses them.
 Backends registered for ``lif_scan`` (and so for ``LIF``/``IF``/PLIF modules):
 
 * ``"triton"`` (:mod:`.triton_lif`): CUDA tensors, every built-in surrogate family
-  (:mod:`.triton_surrogates`). Picked by ``backend="auto"`` on CUDA. CPU tensors only run under
+  (:mod:`.triton_surrogates`). Picked by ``backend="auto"`` on CUDA, also for the reduced-memory
+  scan (``lif_scan(..., save_dtype=...)``, :mod:`~surrogate_nets.functional.lif_low_mem`). CPU tensors only run under
   Triton's interpreter (``TRITON_INTERPRET=1`` before triton is imported) and only when asked for
   by name or after :func:`allow_triton_on_cpu` (the tests do this).
 * ``"numba"`` (:mod:`.numba_lif`, :mod:`.numba_lif_fast`): CPU tensors, float32/float64; picked by
@@ -34,6 +35,7 @@ import warnings
 
 from ..functional.backends import register_backend
 from ..functional.lif import _scan_torch, register_lif_backend
+from ..functional.lif_low_mem import register_low_mem_backend
 
 __all__ = ["triton_available", "numba_available", "allow_triton_on_cpu", "has_kernel_form"]
 
@@ -187,6 +189,28 @@ def _numba_lif_supports(x, relaxed=False, surrogate=None, **kw) -> bool:
 
 register_lif_backend("triton", _triton_lif, supports=_triton_lif_supports, auto=True)
 register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=True)
+
+
+def _triton_lif_low_mem(save_dtype, **kw):
+    """The ``save_dtype`` scan (:mod:`surrogate_nets.functional.lif_low_mem`) on the Triton
+    kernel: ``h - theta`` rounded to ``save_dtype`` is written by the forward kernel and read back
+    by the backward one."""
+    from ..functional.lif_low_mem import _scan_torch_low_mem
+
+    _require_triton_device(kw["x"])
+    if kw["relaxed"]:
+        return _scan_torch_low_mem(save_dtype, **kw)
+    if not _builtin_family(kw["surrogate"]):
+        _warn_once(("triton", type(kw["surrogate"])),
+                   f"surrogate family {type(kw['surrogate']).__name__} has no triton kernel form; "
+                   f"using the torch lif_scan backend for it", stacklevel=4)
+        return _scan_torch_low_mem(save_dtype, **kw)
+    from .triton_lif import triton_lif_scan
+
+    return triton_lif_scan(save_dtype=save_dtype, **kw)
+
+
+register_low_mem_backend("triton", _triton_lif_low_mem, supports=_triton_lif_supports)
 
 
 # ------------------------------------------------------------------------------------- li
