@@ -1,0 +1,161 @@
+"""The Triton kernels as ``torch.library`` ops (``kernels/triton_library.py``): LIF (with and
+without ``save_dtype``), ALIF and the fused fake quantizer.
+
+* ``torch.compile(fullgraph=True)`` traces modules running them in one frame (no graph break),
+  with the op itself in the graph, and compiled results equal eager ones.
+* ``torch.library.opcheck``: schema, autograd registration and fake (meta) implementations (every
+  output's shape and dtype). The AOT-dispatch check and AOT backends (``aot_eager``, inductor) run
+  on CUDA only: under Triton's interpreter ``triton_op`` decomposes into the kernel, which the
+  interpreter then runs on fake tensors.
+"""
+
+import pytest
+import torch
+
+from triton_setup import CUDA, DEV, import_triton, module_marks
+
+import_triton()
+
+from surrogate_nets import kernels  # noqa: E402
+from surrogate_nets.neurons import ALIF, LIF  # noqa: E402
+from surrogate_nets.quant import QuantAct  # noqa: E402
+
+pytestmark = module_marks()
+
+CUDA_ONLY = pytest.mark.skipif(not CUDA, reason="AOT autograd cannot trace triton_op kernels under "
+                                                "Triton's CPU interpreter; runs on CUDA")
+
+
+@pytest.fixture
+def triton_on_cpu():
+    kernels.allow_triton_on_cpu(True)  # QuantAct dispatches fake_quant with backend="auto"
+    yield
+    kernels.allow_triton_on_cpu(False)
+
+
+def _models():
+    """name -> (module factory, the ops its forward graph must hold)."""
+    return {
+        "alif": (lambda: ALIF(surrogate="sigmoid", learn_beta=True, backend="triton"),
+                 {"alif_scan_fwd"}),
+        "quant_alif": (lambda: torch.nn.Sequential(
+            QuantAct(bits=4, signed=True, init_step=0.25, surrogate="atan", learn_alpha=True,
+                     learn_offset=True),
+            ALIF(surrogate="triangle", backend="triton")), {"fake_quant_fwd", "alif_scan_fwd"}),
+        "lsq_lif": (lambda: torch.nn.Sequential(QuantAct(bits=3, init_step=0.3),
+                                                LIF(tau=2.0, backend="triton")),
+                    {"fake_quant_fwd", "lif_scan_fwd"}),
+        "lif_save_dtype": (lambda: LIF(tau=2.0, learn_beta=True, backend="triton",
+                                       save_dtype=torch.float16), {"lif_scan_fwd"}),
+    }
+
+
+def _grads(model, x, y):
+    (y * torch.arange(y.shape[-1], device=y.device)).sum().backward()
+    return [x.grad] + [p.grad for p in model.parameters()]
+
+
+def _graph_ops(model, x):
+    seen = []
+
+    def backend(gm, example_inputs):
+        seen.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+        return gm.forward
+
+    torch._dynamo.reset()
+    torch.compile(model, backend=backend, fullgraph=True)(x)
+    return {t.split(".")[1] for t in seen if t.startswith("surrogate_nets.")}
+
+
+@pytest.mark.parametrize("name", list(_models()))
+def test_compile_traces_one_op_without_graph_break(name, triton_on_cpu):
+    from torch._dynamo.testing import CompileCounter
+
+    make, ops = _models()[name]
+    torch.manual_seed(0)
+    eager, compiled = make().to(DEV), make().to(DEV)
+    compiled.load_state_dict(eager.state_dict())
+    x = (torch.randn(5, 2, 4, device=DEV) * 1.5).requires_grad_()
+    xc = x.detach().clone().requires_grad_()
+    y = eager(x)
+    cnt = CompileCounter()
+    yc = torch.compile(compiled, backend=cnt, fullgraph=True)(xc)
+    assert cnt.frame_count == 1
+    assert torch.equal(y, yc)
+    for a, b in zip(_grads(eager, x, y), _grads(compiled, xc, yc)):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert bool(xc.grad.abs().sum() > 0)
+    assert _graph_ops(make().to(DEV), x.detach()) == ops
+
+
+@CUDA_ONLY
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("name", list(_models()))
+def test_compile_aot_backends(name, backend, triton_on_cpu):
+    make, _ = _models()[name]
+    torch.manual_seed(0)
+    eager, compiled = make().to(DEV), make().to(DEV)
+    compiled.load_state_dict(eager.state_dict())
+    x = (torch.randn(5, 2, 4, device=DEV) * 1.5).requires_grad_()
+    xc = x.detach().clone().requires_grad_()
+    torch._dynamo.reset()
+    y, yc = eager(x), torch.compile(compiled, backend=backend, fullgraph=True)(xc)
+    assert torch.equal(y, yc)
+    for a, b in zip(_grads(eager, x, y), _grads(compiled, xc, yc)):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------- opcheck
+def _opcheck_cases():
+    from surrogate_nets.kernels import triton_alif, triton_fake_quant, triton_lif
+
+    g = torch.Generator().manual_seed(0)
+    T, B, N = 4, 2, 3
+
+    def r(*shape, lo=0.0, hi=1.0, grad=False):
+        t = (torch.rand(shape, generator=g) * (hi - lo) + lo).to(DEV)
+        return t.requires_grad_(grad)
+
+    x = r(T, B, N, lo=-0.5, hi=2.0, grad=True)
+    v0, beta, th, al = r(B, N), r(B, N, lo=0.5, hi=0.9, grad=True), r(B, N, lo=0.8, hi=1.2), r(B, N, lo=2, hi=2)
+    lif = [(triton_lif.lif_scan_fwd, (x, v0, beta, th, al, "atan", 0, False, True, 2)),
+           (triton_lif.lif_scan_fwd, (x, v0, beta, th, al, "sigmoid", 1, True, False, 1,
+                                      torch.float16))]
+    h, gs = r(T, B, N, lo=0.0, hi=2.0), r(T, B, N)
+    lif_bwd = [(triton_lif.lif_scan_bwd, (h, x.detach(), gs, None, None, v0, beta.detach(), th, al,
+                                          "atan", 0, False, True, 1, [True, True, False])),
+               (triton_lif.lif_scan_bwd, (h.half(), None, gs, gs, v0, v0, beta.detach(), th, al,
+                                          "triangle", 1, False, False, 1, [False, False, True],
+                                          True))]
+    n = B * N
+    xa = r(T, n, lo=-0.5, hi=2.0, grad=True)
+    p = [r(n), r(n), r(n, lo=0.5, hi=0.9, grad=True), r(n, lo=0.5, hi=0.9), r(n, lo=0.8, hi=1.2),
+         r(n, lo=0.05, hi=0.2, grad=True), r(n, lo=2, hi=2)]
+    alif = [(triton_alif.alif_scan_fwd, (xa, *p, "fast_sigmoid", 0, False, True, 1))]
+    sa = (xa.detach() > 1).float()
+    alif_bwd = [(triton_alif.alif_scan_bwd, (xa.detach(), sa, None, sa, None, p[0], None, *[t.detach() for t in p],
+                                             "atan", 2, False, False, 1, True, True))]
+    xq = r(5, 4, lo=-2, hi=2, grad=True)
+    s, b, a = r(5, 4, lo=0.3, hi=0.3, grad=True), r(5, 4, lo=-0.1, hi=0.1, grad=True), r(5, 4, lo=2, hi=2)
+    fq = [(triton_fake_quant.fake_quant_fwd, (xq, s, b, a, "atan", -4, 3, False, False, False, 2)),
+          (triton_fake_quant.fake_quant_fwd, (xq, s, None, None, "straight_through", 0, 7, False,
+                                              True, True, 0))]
+    fq_bwd = [(triton_fake_quant.fake_quant_bwd, (xq.detach(), xq.detach(), s.detach(), None, a,
+                                                  "sigmoid", -1, 1, True, False, False, 0, True,
+                                                  False, True))]
+    return lif + lif_bwd + alif + alif_bwd + fq + fq_bwd
+
+
+def test_opcheck_every_op():
+    utils = ["test_schema", "test_autograd_registration", "test_faketensor"]
+    if CUDA:
+        utils.append("test_aot_dispatch_dynamic")
+    names = set()
+    for op, args in _opcheck_cases():
+        res = torch.library.opcheck(op, args, test_utils=utils)
+        assert set(res.values()) == {"SUCCESS"}, (op, res)
+        names.add(op._name if hasattr(op, "_name") else str(op))
+    assert len(names) == 6
