@@ -7,13 +7,16 @@
 #
 # 1. installs what is missing (triton, numba, the peers) from wheels carried in the tree
 #    (benchmarks/wheels/*.whl or shared/wheels/*.whl) -- the GPU machine has no network;
-# 2. runs the kernel tests on CUDA (pytest -m cuda tests/kernels: the LIF/LI scans and the fused
-#    fake quantizer, Triton, every mode and gradient vs the torch backends);
-# 3. benchmarks/lif_roofline.py (T=64 B=64 N=65536, float32 and float16);
+# 2. runs the kernel tests on CUDA (pytest -m cuda tests/kernels: the LIF/LI/ALIF scans and the
+#    fused fake quantizer, Triton, every mode and gradient vs the torch backends; the LIF
+#    save_dtype kernel; the torch.library ops under torch.compile(fullgraph) with Dynamo,
+#    aot_eager and inductor, and opcheck);
+# 3. benchmarks/lif_roofline.py (T=64 B=64 N=65536, float32 and float16, save_dtype none and
+#    bfloat16, triton and torch);
 # 4. benchmarks/neurons_peers.py --device cuda (all peers that import) at T=64 B=64 N=65536
 #    float32 and float16, and T=100 B=32 N=512;
 # 5. benchmarks/train_peers.py --device cuda (2 epochs);
-# every table goes to $OUT/*.md, logs to $OUT/*.log. Each step has its own time limit (120+45+2x60+60
+# every table goes to $OUT/*.md, logs to $OUT/*.log. Each step has its own time limit (130+50+2x55+55
 # = 345 s at most), and a
 # failing step does not stop the later ones (the exit status is that of the tests).
 set -uo pipefail
@@ -56,7 +59,7 @@ fi
 if [[ $DRY -eq 1 ]]; then
   # --interleave: one process for every row (the dry run's cost is mostly Python start-ups)
   DEV=cpu; SIZES="4,2,8"; RF="--dry-run"; LIBS="surrogate_nets"; OURS="auto,torch"; IL="--interleave"
-  TESTSEL=(-k "test_every_builtin_family_has_a_triton_form or test_triton_every_mode_matches_torch and subtract-False-False-1 or test_binary_and_pact")
+  TESTSEL=(-k "test_every_builtin_family_has_a_triton_form or test_triton_every_mode_matches_torch and subtract-False-False-1 or test_binary_and_pact or test_compile_traces_one_op_without_graph_break and quant_alif or test_opcheck_every_op or test_save_dtype_matches_torch_save_dtype and subtract-False-False-1")
 else
   DEV=cuda; SIZES="64,64,65536;100,32,512"; RF=""; IL=""; LIBS="surrogate_nets,snntorch,spikingjelly,norse,sinabs"; OURS="auto,torch"
   TESTSEL=()
@@ -68,21 +71,21 @@ if [[ "${GPU_CHECK_SKIP_TESTS:-0}" == "1" ]]; then
   log "kernel tests skipped (GPU_CHECK_SKIP_TESTS=1)"
 else
   log "kernel tests ($DEV)"
-  timeout 120 "$PY" -m pytest -q -m cuda tests/kernels "${TESTSEL[@]}" -p no:cacheprovider > "$OUT/tests.log" 2>&1
+  timeout 130 "$PY" -m pytest -q -m cuda tests/kernels "${TESTSEL[@]}" -p no:cacheprovider > "$OUT/tests.log" 2>&1
   TEST_RC=$?
   tail -3 "$OUT/tests.log"
 fi
 
 # ---------------------------------------------------------------- 3. roofline
 log "roofline"
-timeout 45 "$PY" benchmarks/lif_roofline.py $RF > "$OUT/roofline.md" 2> "$OUT/roofline.log"
+timeout 50 "$PY" benchmarks/lif_roofline.py $RF > "$OUT/roofline.md" 2> "$OUT/roofline.log"
 cat "$OUT/roofline.md"
 
 # ---------------------------------------------------------------- 4. neurons vs peers
 for DT in float32 float16; do
   [[ $DRY -eq 1 && $DT == float16 ]] && continue
   log "neurons_peers $DEV $DT"
-  timeout 60 "$PY" benchmarks/neurons_peers.py --device $DEV --dtype $DT --sizes "$SIZES" \
+  timeout 55 "$PY" benchmarks/neurons_peers.py --device $DEV --dtype $DT --sizes "$SIZES" \
     --libs "$LIBS" --ours "$OURS" $IL --repeat $([[ $DRY -eq 1 ]] && echo 1 || echo 7) \
     --out "$OUT/neurons_$DT.md" > "$OUT/neurons_$DT.log" 2>&1
   cat "$OUT/neurons_$DT.md" 2>/dev/null
@@ -93,7 +96,7 @@ if [[ $DRY -eq 1 ]]; then
   "$PY" benchmarks/train_peers.py --help > "$OUT/train.log" 2>&1 && echo "train_peers --help ok" > "$OUT/train.md"
 else
   log "train_peers cuda"
-  timeout 60 "$PY" benchmarks/train_peers.py --device cuda --epochs 2 --out "$OUT/train.md" > "$OUT/train.log" 2>&1
+  timeout 55 "$PY" benchmarks/train_peers.py --device cuda --epochs 2 --out "$OUT/train.md" > "$OUT/train.log" 2>&1
   cat "$OUT/train.md" 2>/dev/null
 fi
 log "done (tests rc=$TEST_RC); tables in $OUT"

@@ -380,6 +380,9 @@ def triton_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_rese
     def full(p):
         return expand_param(p, shape, pdt)
 
+    if save_dtype is not None and not (torch.is_grad_enabled() and any(
+            t.requires_grad for t in (x, v0, beta, threshold, alpha))):
+        save_dtype = None  # no backward will read it: do not write it
     xc = x.contiguous()
     s, h, v, _ = lif_scan_fwd(xc, v0.to(x.dtype).contiguous(), full(beta), full(threshold),
                               full(alpha), surrogate.name, _RESET_CODE[reset], bool(detach_reset),

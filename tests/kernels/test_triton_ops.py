@@ -91,8 +91,8 @@ def test_compile_traces_one_op_without_graph_break(name, triton_on_cpu):
 
 
 @CUDA_ONLY
-@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
-@pytest.mark.parametrize("name", list(_models()))
+@pytest.mark.parametrize("name, backend", [(m, "aot_eager") for m in _models()]
+                         + [("quant_alif", "inductor"), ("lif_save_dtype", "inductor")])
 def test_compile_aot_backends(name, backend, triton_on_cpu):
     make, _ = _models()[name]
     torch.manual_seed(0)
@@ -159,3 +159,24 @@ def test_opcheck_every_op():
         assert set(res.values()) == {"SUCCESS"}, (op, res)
         names.add(op._name if hasattr(op, "_name") else str(op))
     assert len(names) == 6
+
+
+def test_roofline_dry_run_covers_the_triton_rows(capsys):
+    """``benchmarks/lif_roofline.py --dry-run`` (what gpu_check.sh runs) times both backends
+    with and without ``save_dtype``."""
+    import importlib.util
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        "lif_roofline", os.path.join(root, "benchmarks", "lif_roofline.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.bytes_moved(10, 4) == (120, 120) and mod.bytes_moved(10, 4, 2) == (140, 100)
+    if CUDA:
+        pytest.skip("the dry run is the CPU path; gpu_check.sh runs the real one")
+    mod.main(["--dry-run", "--dtypes", "float32"])
+    out = capsys.readouterr().out
+    for row in ("| triton | float32 | none |", "| triton | float32 | float16 |",
+                "| torch | float32 | none |", "| torch | float32 | float16 |"):
+        assert row in out
