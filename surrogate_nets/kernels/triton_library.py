@@ -12,21 +12,27 @@ kernel, and the kernels run unchanged outside of it.
 On CPU tensors the kernels run only under Triton's interpreter (``TRITON_INTERPRET=1`` before
 triton is imported). There Dynamo traces the ops (one frame), but AOT-autograd backends
 (``aot_eager``, inductor) cannot: ``triton_op`` decomposes into the kernel, which the interpreter
-then runs on fake tensors; those backends are tested on CUDA only (``benchmarks/gpu_check.sh``).
+then runs on fake tensors; those backends are tested on CUDA (``benchmarks/gpu_check.sh``) and,
+with opaque ops (:data:`OPAQUE`), under the interpreter.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional
 
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ["library_op", "wrap", "compute_dtype", "param_dtype", "block", "dense",
+__all__ = ["OPAQUE", "library_op", "wrap", "compute_dtype", "param_dtype", "block", "dense",
            "maybe_empty", "register_autograd"]
 
-_DECORATOR = getattr(torch.library, "triton_op", None) or torch.library.custom_op
+#: ``SURROGATE_NETS_TRITON_OPAQUE=1`` (read at import): plain ``custom_op`` even where ``triton_op``
+#: exists, i.e. ops that compiled graphs call as opaque kernels (AOT backends then also work under
+#: the interpreter, and it is the way out should a torch version fail to trace into the kernels)
+OPAQUE = os.environ.get("SURROGATE_NETS_TRITON_OPAQUE", "") == "1"
+_DECORATOR = (None if OPAQUE else getattr(torch.library, "triton_op", None)) or torch.library.custom_op
 
 
 def library_op(name: str) -> Callable:

@@ -90,10 +90,8 @@ def test_compile_traces_one_op_without_graph_break(name, triton_on_cpu):
     assert _graph_ops(make().to(DEV), x.detach()) == ops
 
 
-@CUDA_ONLY
-@pytest.mark.parametrize("name, backend", [(m, "aot_eager") for m in _models()]
-                         + [("quant_alif", "inductor"), ("lif_save_dtype", "inductor")])
-def test_compile_aot_backends(name, backend, triton_on_cpu):
+def check_aot(name, backend):
+    """Compiled with an AOT-autograd ``backend``: same spikes and gradients as eager."""
     make, _ = _models()[name]
     torch.manual_seed(0)
     eager, compiled = make().to(DEV), make().to(DEV)
@@ -104,8 +102,45 @@ def test_compile_aot_backends(name, backend, triton_on_cpu):
     y, yc = eager(x), torch.compile(compiled, backend=backend, fullgraph=True)(xc)
     assert torch.equal(y, yc)
     for a, b in zip(_grads(eager, x, y), _grads(compiled, xc, yc)):
+        assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert bool(xc.grad.abs().sum() > 0)
+
+
+@CUDA_ONLY
+@pytest.mark.parametrize("name, backend", [(m, "aot_eager") for m in _models()]
+                         + [("quant_alif", "inductor"), ("lif_save_dtype", "inductor")])
+def test_compile_aot_backends(name, backend, triton_on_cpu):
+    check_aot(name, backend)
+
+
+def test_opaque_ops_under_aot_autograd():
+    """``SURROGATE_NETS_TRITON_OPAQUE=1`` (plain ``custom_op``): AOT autograd traces the
+    registered autograd and fake implementations (``aot_eager`` on every model, opcheck's
+    AOT-dispatch test on every op); under the interpreter too, so it runs here (subprocess: the
+    choice is made at import)."""
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "import test_triton_ops as T\n"
+            "from surrogate_nets import kernels\n"
+            "from surrogate_nets.kernels import triton_library as L\n"
+            "assert L.OPAQUE\n"
+            "kernels.allow_triton_on_cpu(True)\n"
+            "for m in T._models(): T.check_aot(m, 'aot_eager')\n"
+            "T.opcheck_all(aot=True)\n"
+            "print('OK')\n") % here
+    env = dict(os.environ, SURROGATE_NETS_TRITON_OPAQUE="1", PYTHONPATH=root)
+    if not CUDA:
+        env["TRITON_INTERPRET"] = "1"
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 # --------------------------------------------------------------------------------- opcheck
@@ -149,16 +184,21 @@ def _opcheck_cases():
     return lif + lif_bwd + alif + alif_bwd + fq + fq_bwd
 
 
-def test_opcheck_every_op():
+def opcheck_all(aot: bool):
+    """``torch.library.opcheck`` on every op (the AOT-dispatch test when ``aot``)."""
     utils = ["test_schema", "test_autograd_registration", "test_faketensor"]
-    if CUDA:
+    if aot:
         utils.append("test_aot_dispatch_dynamic")
     names = set()
     for op, args in _opcheck_cases():
         res = torch.library.opcheck(op, args, test_utils=utils)
         assert set(res.values()) == {"SUCCESS"}, (op, res)
-        names.add(op._name if hasattr(op, "_name") else str(op))
+        names.add(str(op))
     assert len(names) == 6
+
+
+def test_opcheck_every_op():
+    opcheck_all(aot=CUDA)
 
 
 def test_roofline_dry_run_covers_the_triton_rows(capsys):
