@@ -8,7 +8,9 @@ Backends registered for ``lif_scan`` (and so for ``LIF``/``IF``/PLIF modules):
 
 * ``"triton"`` (:mod:`.triton_lif`): CUDA tensors, every built-in surrogate family
   (:mod:`.triton_surrogates`). Picked by ``backend="auto"`` on CUDA, also for the reduced-memory
-  scan (``lif_scan(..., save_dtype=...)``, :mod:`~surrogate_nets.functional.lif_low_mem`). CPU tensors only run under
+  scan (``lif_scan(..., save_dtype=...)``, :mod:`~surrogate_nets.functional.lif_low_mem`). Every
+  Triton kernel (LIF, ALIF, fake quant) is a ``torch.library`` op (:mod:`.triton_library`):
+  ``torch.compile`` traces it without a graph break. CPU tensors only run under
   Triton's interpreter (``TRITON_INTERPRET=1`` before triton is imported) and only when asked for
   by name or after :func:`allow_triton_on_cpu` (the tests do this).
 * ``"numba"`` (:mod:`.numba_lif`, :mod:`.numba_lif_fast`): CPU tensors, float32/float64; picked by
