@@ -2,8 +2,8 @@
 ALIF and fake-quant kernels).
 
 Each kernel pair is exposed as two ops, ``surrogate_nets::<name>_fwd`` and ``<name>_bwd``, made
-with :func:`torch.library.triton_op` where this torch has it (else
-:func:`torch.library.custom_op`), each with an explicit fake (meta) implementation giving every
+with :func:`torch.library.custom_op` (or, opted into with ``SURROGATE_NETS_TRITON_OPAQUE=0``,
+:func:`torch.library.triton_op` where this torch has it), each with an explicit fake (meta) implementation giving every
 output's shape and dtype, and the forward op's backward registered with
 :meth:`register_autograd` as a call of the backward op. So ``torch.compile`` (``fullgraph=True``)
 sees one op per direction instead of a graph break at an ``autograd.Function`` that launches a
@@ -12,8 +12,8 @@ kernel, and the kernels run unchanged outside of it.
 On CPU tensors the kernels run only under Triton's interpreter (``TRITON_INTERPRET=1`` before
 triton is imported). There Dynamo traces the ops (one frame), but AOT-autograd backends
 (``aot_eager``, inductor) cannot: ``triton_op`` decomposes into the kernel, which the interpreter
-then runs on fake tensors; those backends are tested on CUDA (``benchmarks/gpu_check.sh``) and,
-with opaque ops (:data:`OPAQUE`), under the interpreter.
+then runs on fake tensors; that opt-in path is for CUDA (``benchmarks/gpu_check.sh``), while the
+default opaque ops (:data:`OPAQUE`) also run under AOT backends in the interpreter.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ import triton.language as tl
 __all__ = ["OPAQUE", "library_op", "wrap", "compute_dtype", "param_dtype", "block", "dense",
            "maybe_empty", "register_autograd"]
 
-#: ``SURROGATE_NETS_TRITON_OPAQUE=1`` (read at import): plain ``custom_op`` even where ``triton_op``
-#: exists, i.e. ops that compiled graphs call as opaque kernels (AOT backends then also work under
-#: the interpreter, and it is the way out should a torch version fail to trace into the kernels)
-OPAQUE = os.environ.get("SURROGATE_NETS_TRITON_OPAQUE", "") == "1"
+#: Opaque ops (the default; read at import): plain ``custom_op``, which compiled graphs call as one
+#: opaque kernel each. Tested with Dynamo and ``aot_eager`` under the interpreter; it needs no
+#: tracing into the kernels, which take Triton functions (the surrogate forms) as constant arguments.
+#: ``SURROGATE_NETS_TRITON_OPAQUE=0`` opts into ``triton_op`` (inductor may then see into the
+#: kernels); that path has not yet run on a GPU, so it is not the default.
+OPAQUE = os.environ.get("SURROGATE_NETS_TRITON_OPAQUE", "1") != "0"
 _DECORATOR = (None if OPAQUE else getattr(torch.library, "triton_op", None)) or torch.library.custom_op
 
 

@@ -4,9 +4,11 @@ without ``save_dtype``), ALIF and the fused fake quantizer.
 * ``torch.compile(fullgraph=True)`` traces modules running them in one frame (no graph break),
   with the op itself in the graph, and compiled results equal eager ones.
 * ``torch.library.opcheck``: schema, autograd registration and fake (meta) implementations (every
-  output's shape and dtype). The AOT-dispatch check and AOT backends (``aot_eager``, inductor) run
-  on CUDA only: under Triton's interpreter ``triton_op`` decomposes into the kernel, which the
-  interpreter then runs on fake tensors.
+  output's shape and dtype).
+* AOT backends (``aot_eager``, inductor) and opcheck's AOT-dispatch check: with the default opaque
+  ``custom_op`` wrapping, under the interpreter too (one subprocess); in-process on CUDA, where a
+  second run with ``SURROGATE_NETS_TRITON_OPAQUE=0`` (``benchmarks/gpu_check.sh``) covers the
+  ``triton_op`` opt-in, which the interpreter cannot trace (it would run the kernel on fake tensors).
 """
 
 import pytest
@@ -22,8 +24,8 @@ from surrogate_nets.quant import QuantAct  # noqa: E402
 
 pytestmark = module_marks()
 
-CUDA_ONLY = pytest.mark.skipif(not CUDA, reason="AOT autograd cannot trace triton_op kernels under "
-                                                "Triton's CPU interpreter; runs on CUDA")
+CUDA_ONLY = pytest.mark.skipif(not CUDA, reason="in-process AOT/inductor runs on CUDA; under the "
+                                                "interpreter see test_opaque_ops_under_aot_autograd")
 
 
 @pytest.fixture
@@ -116,7 +118,7 @@ def test_compile_aot_backends(name, backend, triton_on_cpu):
 
 
 def test_opaque_ops_under_aot_autograd():
-    """``SURROGATE_NETS_TRITON_OPAQUE=1`` (plain ``custom_op``): AOT autograd traces the
+    """``SURROGATE_NETS_TRITON_OPAQUE=1`` (plain ``custom_op``, the default): AOT autograd traces the
     registered autograd and fake implementations (``aot_eager`` on every model, opcheck's
     AOT-dispatch test on every op); under the interpreter too, so it runs here (subprocess: the
     choice is made at import)."""
