@@ -273,7 +273,37 @@ def _synaptic_via(name: str):
 
 register_backend("synaptic", "triton", _synaptic_via("triton"), supports=_triton_lif_supports,
                  auto=True)
-register_backend("synaptic", "numba", _synaptic_via("numba"), supports=_numba_lif_supports,
+
+
+def _numba_neuron(op: str):
+    """Op ``op`` (``"alif"`` / ``"synaptic"``) on the fused numba kernels of :mod:`.numba_alif`;
+    ``relaxed`` runs the torch backend, a user family too (with a one-time warning)."""
+
+    def fn(**kw):
+        x = kw["x"]
+        if x.device.type != "cpu":
+            raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
+        if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
+            from ..functional.backends import dispatch
+
+            if not kw["relaxed"]:
+                _warn_once((f"numba {op}", type(kw["surrogate"])),
+                           f"surrogate family {type(kw['surrogate']).__name__} has no numba "
+                           f"kernel form; using the torch {op} backend for it", stacklevel=3)
+            return dispatch(op, "torch", **kw)
+        if op == "alif":
+            from .numba_alif import numba_alif_scan
+
+            return numba_alif_scan(**kw)
+        from .numba_synaptic import numba_synaptic_scan
+
+        return numba_synaptic_scan(**kw)
+
+    fn.__name__ = f"_numba_{op}"
+    return fn
+
+
+register_backend("synaptic", "numba", _numba_neuron("synaptic"), supports=_numba_lif_supports,
                  auto=True)
 
 
@@ -295,3 +325,4 @@ def _triton_alif(**kw):
 
 
 register_backend("alif", "triton", _triton_alif, supports=_triton_lif_supports, auto=True)
+register_backend("alif", "numba", _numba_neuron("alif"), supports=_numba_lif_supports, auto=True)
