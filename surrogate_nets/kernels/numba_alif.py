@@ -55,10 +55,15 @@ _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
 @njit(cache=True, nogil=True, error_model="numpy")
 def _fwd(x, v0, a0, i0, b, cb, r, th0, ba, asyn, ks, reset, levels, adapt, syn,
          s_out, h_out, i_out, v_out, a_out, i_st, lo, hi):
-    """Forward over neurons ``[lo, hi)``: one pass per step, state in ``v_out``/``a_out``/``i_st``."""
+    """Forward over neurons ``[lo, hi)``: one pass per step, state in ``v_out``/``a_out``/``i_st``.
+
+    Binary spikes run branch-free loops (mode switches as 0/1 factors of the input dtype, exact:
+    ``h - 1 (s th) - 0 (s h)`` is ``h - s th``); multi-level spikes a general loop."""
     T = x.shape[0]
     one = ks[0]
     zero = one - one
+    fsub = one if reset == 0 else zero
+    fzero = one if reset == 1 else zero
     # unsigned indices: no negative-index wraparound test in the loops (see numba_lif_fast)
     ulo, uhi = np.uint64(lo), np.uint64(hi)
     for i in range(ulo, uhi):
@@ -69,203 +74,239 @@ def _fwd(x, v0, a0, i0, b, cb, r, th0, ba, asyn, ks, reset, levels, adapt, syn,
         xt = x[t]
         ht = h_out[t]
         st = s_out[t]
-        for i in range(ulo, uhi):
-            u = xt[i]
-            if syn:
-                u = u + asyn[i] * i_st[i]
+        if levels == 1 and syn:
+            it = i_out[t]
+            for i in range(ulo, uhi):
+                u = xt[i] + asyn[i] * i_st[i]
                 i_st[i] = u
-                i_out[t, i] = u
-            th = th0[i] + ba[i] * a_out[i] if adapt else th0[i]
-            h = cb[i] * u + b[i] * v_out[i]
-            s = one if h - th >= zero else zero
-            for k in range(1, levels):
-                s += one if h - th * ks[k] >= zero else zero
-            ht[i] = h
-            st[i] = s
-            if reset == 0:
-                v_out[i] = h - s * th
-            elif reset == 1:
-                v_out[i] = h if h - th < zero else zero
-            else:
-                v_out[i] = h
-            if adapt:
+                it[i] = u
+                h = cb[i] * u + b[i] * v_out[i]
+                s = one if h - th0[i] >= zero else zero
+                ht[i] = h
+                st[i] = s
+                v_out[i] = h - fsub * (s * th0[i]) - fzero * (s * h)
+        elif levels == 1:
+            for i in range(ulo, uhi):
+                th = th0[i] + ba[i] * a_out[i]
+                h = cb[i] * xt[i] + b[i] * v_out[i]
+                s = one if h - th >= zero else zero
+                ht[i] = h
+                st[i] = s
+                v_out[i] = h - fsub * (s * th) - fzero * (s * h)
                 a_out[i] = s + r[i] * a_out[i]
+        else:
+            for i in range(ulo, uhi):
+                u = xt[i]
+                if syn:
+                    u = u + asyn[i] * i_st[i]
+                    i_st[i] = u
+                    i_out[t, i] = u
+                th = th0[i] + ba[i] * a_out[i] if adapt else th0[i]
+                h = cb[i] * u + b[i] * v_out[i]
+                s = one if h - th >= zero else zero
+                for k in range(1, levels):
+                    s += one if h - th * ks[k] >= zero else zero
+                ht[i] = h
+                st[i] = s
+                if reset == 0:
+                    v_out[i] = h - s * th
+                elif reset == 1:
+                    v_out[i] = h if h - th < zero else zero
+                else:
+                    v_out[i] = h
+                if adapt:
+                    a_out[i] = s + r[i] * a_out[i]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _bwd(h_in, s_in, u_in, gs, gh_in, gi_in, gv_in, ga_in, v0, a0, i0, b, cb, r, th0, ba, al, asyn,
-         ks, code, reset, decay, levels, nd, adapt, syn, has_gs, has_gh, has_gi, has_gv, has_ga,
-         need_b, need_r, need_th, need_ba, need_al, need_as,
+def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in, v0, a0, i0, b, cb,
+         r, th0, ba, al, asyn, ks, code, reset, decay, levels, nd, adapt, need_b, need_th, need_al,
+         need_as,
          gx, gv0, ga0, gi0, gb, gr, gth, gba, gal, gas, lo, hi):
-    """Backward over neurons ``[lo, hi)`` in blocks (module docstring). ``u_in`` is the membrane
-    drive ``I`` (synaptic) or ``x`` (read only with ``decay`` and ``need_b``)."""
+    """Backward over neurons ``[lo, hi)`` in blocks of ``_BLOCK`` (module docstring).
+
+    ``u_in`` is the membrane drive: ``I`` (synaptic), else ``x`` (read with ``decay``); absent
+    output gradients arrive as one zero row (``*ts = 0``: row ``t * ts``). Without adaptation
+    ``rho``, ``beta_a`` and ``a0`` are zeros; without the synaptic part ``alpha_syn`` and ``i0`` are:
+    the same loops then compute the plain terms exactly (adding ``0 * finite``). Per step: one
+    loop for ``h``/``theta``/``z``, the family's surrogate loop(s), one fused loop for the rest."""
     T = h_in.shape[0]
+    wd = h_in.dtype  # the working dtype: the input's, as the torch backend computes
+    one = ks[0]
+    zero = one - one
+    fsub = one if reset == 0 else zero
+    fzero = one if reset == 1 else zero
+    fnd = one if nd else zero
+    fdec = one if decay else zero
     for j0 in range(lo, hi, _BLOCK):
         m = min(hi, j0 + _BLOCK) - j0
-        # a_{t-1} of the block, in the input dtype exactly as the forward computed it
-        A = np.empty((T if adapt else 1, m), dtype=h_in.dtype)
+        um = np.uint64(m)
+        uj = np.uint64(j0)
+        # block-local parameter copies (4K aliasing, see numba_lif); trace a_{t-1} in the input
+        # dtype exactly as the forward computed it (one row of zeros without adaptation)
+        th0x = th0[j0:j0 + m].copy()
+        bax = ba[j0:j0 + m].copy()
+        A = np.zeros((T if adapt else 1, m), dtype=wd)
         if adapt:
-            for i in range(m):
-                A[0, i] = a0[j0 + i]
+            rx = r[j0:j0 + m].copy()
+            for i in range(um):
+                A[0, i] = a0[uj + i]
             for t in range(1, T):
-                for i in range(m):
-                    A[t, i] = s_in[t - 1, j0 + i] + r[j0 + i] * A[t - 1, i]
-        thx = np.empty(m, dtype=h_in.dtype)  # theta_t in the input dtype
-        hb = np.empty(m)
-        thb = np.empty(m)
-        z = np.empty(m)
-        d = np.empty(m)
-        dr = np.empty(m)
-        ab = np.empty(m)
-        G = np.zeros(m)
-        G1 = np.zeros(m)
-        sig = np.empty(m)
-        kap = np.empty(m)
-        sig1 = np.empty(m)
-        rho = np.empty(m)
-        rho1 = np.empty(m)
-        gh = np.empty(m)
-        gth_t = np.empty(m)
-        gv = np.zeros(m)
-        ga = np.zeros(m)
-        gI = np.zeros(m)
-        acc_b = np.zeros(m)
-        acc_r = np.zeros(m)
-        acc_th = np.zeros(m)
-        acc_ba = np.zeros(m)
-        acc_al = np.zeros(m)
-        acc_as = np.zeros(m)
-        for i in range(m):
-            ab[i] = al[j0 + i]
-            if has_gv:
-                gv[i] = gv_in[j0 + i]
-            if has_ga:
-                ga[i] = ga_in[j0 + i]
+                sp_row = s_in[t - 1]
+                for i in range(um):
+                    A[t, i] = sp_row[uj + i] + rx[i] * A[t - 1, i]
+        thx = np.empty(m, dtype=wd)
+        bb = b[j0:j0 + m].copy()
+        cbb = cb[j0:j0 + m].copy()
+        rb = r[j0:j0 + m].copy()
+        bab = ba[j0:j0 + m].copy()
+        asb = asyn[j0:j0 + m].copy()
+        ab = al[j0:j0 + m].copy()
+        v0b = v0[j0:j0 + m].copy()
+        hb = np.empty(m, dtype=wd)
+        z = np.empty(m, dtype=wd)
+        z1 = np.empty(m, dtype=wd)
+        d = np.empty(m, dtype=wd)
+        dr = np.zeros(m, dtype=wd)
+        vp = np.zeros(m, dtype=wd)
+        gv = gv_in[j0:j0 + m].copy()
+        ga = ga_in[j0:j0 + m].copy()
+        gI = np.zeros(m, dtype=wd)
+        G = np.empty(m, dtype=wd)
+        G1 = np.zeros(m, dtype=wd)  # stays zero unless zero reset without detach
+        gh = np.empty(m, dtype=wd)
+        gth_t = np.empty(m, dtype=wd)
+        if levels > 1:
+            sig = np.empty(m, dtype=wd)
+            kap = np.empty(m, dtype=wd)
+            rho = np.empty(m, dtype=wd)
+        else:  # one boundary: every sum is the one term
+            sig = d
+            kap = d
+            rho = dr
+        acc_b = np.zeros(m, dtype=wd)
+        acc_r = np.zeros(m, dtype=wd)
+        acc_th = np.zeros(m, dtype=wd)
+        acc_ba = np.zeros(m, dtype=wd)
+        acc_al = np.zeros(m, dtype=wd)
+        acc_as = np.zeros(m, dtype=wd)
         for t in range(T - 1, -1, -1):
-            for i in range(m):
-                hb[i] = h_in[t, j0 + i]
-            if adapt:
-                for i in range(m):
-                    thx[i] = th0[j0 + i] + ba[j0 + i] * A[t, i]
-            else:
-                for i in range(m):
-                    thx[i] = th0[j0 + i]
-            for i in range(m):
-                thb[i] = thx[i]
-                G[i] = ga[i] if adapt else 0.0
-            if has_gs:
-                for i in range(m):
-                    G[i] += gs[t, j0 + i]
-            if nd and reset == 0:
-                for i in range(m):
-                    G[i] -= thb[i] * gv[i]
-            elif nd and reset == 1:
-                for i in range(m):
-                    G1[i] = -hb[i] * gv[i]
+            ht = h_in[t]
+            at = A[t if adapt else 0]
+            for i in range(um):
+                hx = ht[uj + i]
+                tx = th0x[i] + bax[i] * at[i]
+                thx[i] = tx
+                hb[i] = hx
+                z1[i] = hx - tx
             for k in range(levels):  # surrogate sums over the boundaries z_k = h - k theta
-                kf = float(ks[k])
-                for i in range(m):
-                    z[i] = hb[i] - thb[i] * kf
-                _sur_vec(code, False, z, ab, d, m)
                 if k == 0:
-                    for i in range(m):
-                        sig[i] = d[i]
-                        kap[i] = d[i]
-                        sig1[i] = d[i]
+                    zk = z1
                 else:
-                    for i in range(m):
-                        sig[i] += d[i]
-                        kap[i] += (k + 1) * d[i]
+                    kx = ks[k]
+                    for i in range(um):
+                        z[i] = ht[uj + i] - thx[i] * kx
+                    zk = z
+                _sur_vec(code, False, zk, ab, d, um)
                 if need_al:
-                    _sur_vec(code, True, z, ab, dr, m)
+                    _sur_vec(code, True, zk, ab, dr, um)
+                if levels > 1:
                     if k == 0:
-                        for i in range(m):
+                        for i in range(um):
+                            sig[i] = d[i]
+                            kap[i] = d[i]
                             rho[i] = dr[i]
-                            rho1[i] = dr[i]
                     else:
-                        for i in range(m):
+                        for i in range(um):
+                            sig[i] += d[i]
+                            kap[i] += ks[k] * d[i]
                             rho[i] += dr[i]
-            if reset == 1:
-                for i in range(m):
-                    keep = 1.0 if hb[i] - thb[i] < 0.0 else 0.0
-                    gh[i] = gv[i] * keep + G[i] * sig[i] + G1[i] * sig1[i]
-            else:
-                for i in range(m):
-                    gh[i] = gv[i] + G[i] * sig[i]
-            if has_gh:
-                for i in range(m):
-                    gh[i] += gh_in[t, j0 + i]
-            for i in range(m):
-                gth_t[i] = -(G[i] * kap[i] + G1[i] * sig1[i])
-            if reset == 0:
-                for i in range(m):
-                    gth_t[i] -= gv[i] * s_in[t, j0 + i]
+            if levels > 1:  # sigma_1, rho_1: the first boundary's terms again
+                _sur_vec(code, False, z1, ab, d, um)
+                if need_al:
+                    _sur_vec(code, True, z1, ab, dr, um)
+            if need_b:  # v_{t-1} from h_{t-1}, s_{t-1}, theta_{t-1} (input dtype), or v0
+                if t == 0:
+                    for i in range(um):
+                        vp[i] = v0b[i]
+                else:
+                    hp_row = h_in[t - 1]
+                    sp_row = s_in[t - 1]
+                    ap_row = A[t - 1 if adapt else 0]
+                    if reset == 0:
+                        for i in range(um):
+                            vp[i] = hp_row[uj + i] - sp_row[uj + i] * (th0x[i] + bax[i] * ap_row[i])
+                    elif reset == 1:
+                        for i in range(um):
+                            hp = hp_row[uj + i]
+                            vp[i] = hp if hp - (th0x[i] + bax[i] * ap_row[i]) < zero else zero
+                    else:
+                        for i in range(um):
+                            vp[i] = hp_row[uj + i]
+            st = s_in[t]
+            gst = gs[t * gts]
+            ght = gh_in[t * ghts]
+            git = gi_in[t * gits]
+            ut = u_in[t * uts]
+            iprev = u_in[(t - 1) * uts] if t > 0 else i0
+            gxt = gx[t]
+            # small loops over few arrays each: a loop over many arrays does not vectorise (LLVM
+            # gives up on the run-time alias checks); measured 4x slower as one fused loop
+            for i in range(um):
+                G[i] = gst[uj + i] + ga[i] - fnd * fsub * thx[i] * gv[i]
+            if nd and reset == 1:
+                for i in range(um):
+                    G1[i] = -hb[i] * gv[i]
+            for i in range(um):
+                keep = one - fzero * (one if z1[i] >= zero else zero)
+                gh[i] = gv[i] * keep + G[i] * sig[i] + G1[i] * d[i] + ght[uj + i]
+            if need_th or adapt:
+                for i in range(um):
+                    gth_t[i] = -(G[i] * kap[i] + G1[i] * d[i]) - fsub * gv[i] * st[uj + i]
             if need_th:
-                for i in range(m):
+                for i in range(um):
                     acc_th[i] += gth_t[i]
             if need_al:
-                for i in range(m):
-                    acc_al[i] += G[i] * rho[i] + G1[i] * rho1[i]
+                for i in range(um):
+                    acc_al[i] += G[i] * rho[i] + G1[i] * dr[i]
             if adapt:
-                for i in range(m):
-                    ap = float(A[t, i])
+                for i in range(um):
+                    ap = at[i]
                     acc_ba[i] += gth_t[i] * ap
                     acc_r[i] += ga[i] * ap
-                    ga[i] = r[j0 + i] * ga[i] + ba[j0 + i] * gth_t[i]
+                for i in range(um):
+                    ga[i] = rb[i] * ga[i] + bab[i] * gth_t[i]
             if need_b:
-                if t > 0:
-                    for i in range(m):  # v_{t-1} from h_{t-1}, s_{t-1}, theta_{t-1} (input dtype)
-                        hp = h_in[t - 1, j0 + i]
-                        tp = th0[j0 + i] + ba[j0 + i] * A[t - 1, i] if adapt else th0[j0 + i]
-                        if reset == 0:
-                            vp = hp - s_in[t - 1, j0 + i] * tp
-                        elif reset == 1:
-                            vp = hp if hp - tp < 0.0 else hp - hp
-                        else:
-                            vp = hp
-                        acc_b[i] += gh[i] * vp
-                else:
-                    for i in range(m):
-                        acc_b[i] += gh[i] * v0[j0 + i]
-                if decay:
-                    for i in range(m):
-                        acc_b[i] -= gh[i] * u_in[t, j0 + i]
-            if syn:
-                for i in range(m):
-                    gI[i] = cb[j0 + i] * gh[i] + asyn[j0 + i] * gI[i]
-                if has_gi:
-                    for i in range(m):
-                        gI[i] += gi_in[t, j0 + i]
-                if need_as:
-                    if t > 0:
-                        for i in range(m):
-                            acc_as[i] += gI[i] * u_in[t - 1, j0 + i]
-                    else:
-                        for i in range(m):
-                            acc_as[i] += gI[i] * i0[j0 + i]
-                for i in range(m):
-                    gx[t, j0 + i] = gI[i]
-            else:
-                for i in range(m):
-                    gx[t, j0 + i] = cb[j0 + i] * gh[i]
-            for i in range(m):
-                gv[i] = b[j0 + i] * gh[i]
-        for i in range(m):
-            gv0[j0 + i] = gv[i]
+                for i in range(um):
+                    acc_b[i] += gh[i] * (vp[i] - fdec * ut[uj + i])
             if adapt:
-                ga0[j0 + i] = ga[i]
-                gr[j0 + i] = acc_r[i]
-                gba[j0 + i] = acc_ba[i]
-            if syn:
-                gi0[j0 + i] = asyn[j0 + i] * gI[i]
+                for i in range(um):
+                    gxt[uj + i] = cbb[i] * gh[i]
+            else:
+                for i in range(um):
+                    gIi = cbb[i] * gh[i] + asb[i] * gI[i] + git[uj + i]
+                    gI[i] = gIi
+                    gxt[uj + i] = gIi
+                if need_as:
+                    for i in range(um):
+                        acc_as[i] += gI[i] * iprev[uj + i]
+            for i in range(um):
+                gv[i] = bb[i] * gh[i]
+        for i in range(um):
+            gv0[uj + i] = gv[i]
+            if adapt:
+                ga0[uj + i] = ga[i]
+                gr[uj + i] = acc_r[i]
+                gba[uj + i] = acc_ba[i]
+            else:
+                gi0[uj + i] = asb[i] * gI[i]
+                gas[uj + i] = acc_as[i]
             if need_b:
-                gb[j0 + i] = acc_b[i]
+                gb[uj + i] = acc_b[i]
             if need_th:
-                gth[j0 + i] = acc_th[i]
+                gth[uj + i] = acc_th[i]
             if need_al:
-                gal[j0 + i] = acc_al[i]
-            if need_as:
-                gas[j0 + i] = acc_as[i]
+                gal[uj + i] = acc_al[i]
 
 
 class NumbaNeuronScan(torch.autograd.Function):
@@ -303,34 +344,37 @@ class NumbaNeuronScan(torch.autograd.Function):
         needs = ctx.needs_input_grad[:10]
         if not any(needs):
             return (None,) * 11
-        _, need_v0, need_a0, need_i0, need_b, need_r, need_th, need_ba, need_al, need_as = needs
-        need_r, need_ba, need_as = need_r and adapt, need_ba and adapt, need_as and syn
+        need_b, need_th, need_al, need_as = needs[4], needs[6], needs[8], needs[9] and syn
         T, n = h.shape
         dt = h.dtype
-        dummy = torch.zeros(1, 1, dtype=dt)  # C-contiguous: one compiled signature per dtype
+        zrow = torch.zeros(1, n, dtype=dt)  # an absent [T, n] input: one zero row, row stride 0
+
+        def rows(g):
+            if g is None:
+                return _np(zrow), 0
+            g = g.to(dt)
+            if g.stride(0) == 0:  # the same gradient at every step (e.g. of out.sum()): one row
+                return _np(g[:1].contiguous()), 0
+            return _np(g.contiguous()), 1
 
         def vec(flag):
             return torch.empty(n if flag else 0, dtype=dt)
 
-        def two(g):
-            return _np(g.to(dt).contiguous() if g is not None else dummy)
+        def state(g):
+            return _np(g.to(dt).contiguous() if g is not None else zrow[0])
 
         gx = torch.empty_like(h)
-        gv0, ga0, gi0 = vec(True), vec(adapt), vec(syn)
-        gb, gr, gth, gba, gal, gas = (vec(f) for f in (need_b, adapt, need_th, adapt, need_al,
-                                                       need_as))
+        gv0, ga0, gi0, gth = vec(True), vec(adapt), vec(syn), vec(need_th)
+        gb, gr, gba, gal, gas = vec(need_b), vec(adapt), vec(adapt), vec(need_al), vec(syn)
         ks = torch.arange(1, levels + 1, dtype=dt)
         nd = (not detach) and reset != 2
-        _run(_bwd, (_np(h), _np(s), _np(u if u is not None else dummy), two(g_s), two(g_h),
-                    two(g_i if syn else None),
-                    _np(g_v.to(dt).contiguous() if g_v is not None else v0),
-                    _np(g_a.to(dt).contiguous() if (g_a is not None and adapt) else v0),
-                    _np(v0), _np(a0), _np(i0), _np(beta), _np(cb), _np(rho), _np(th), _np(ba),
-                    _np(alpha), _np(asyn), _np(ks), code, reset, decay, levels, nd, adapt, syn,
-                    g_s is not None, g_h is not None, syn and g_i is not None, g_v is not None,
-                    adapt and g_a is not None, bool(need_b), bool(need_r), bool(need_th),
-                    bool(need_ba), bool(need_al), bool(need_as), _np(gx), _np(gv0), _np(ga0),
-                    _np(gi0), _np(gb), _np(gr), _np(gth), _np(gba), _np(gal), _np(gas)), n)
+        _run(_bwd, (_np(h), _np(s), *rows(u), *rows(g_s), *rows(g_h), *rows(g_i if syn else None),
+                    state(g_v), state(g_a if adapt else None), _np(v0), _np(a0), _np(i0),
+                    _np(beta), _np(cb), _np(rho), _np(th), _np(ba), _np(alpha), _np(asyn), _np(ks),
+                    code, reset, decay, levels, nd, adapt, bool(need_b), bool(need_th),
+                    bool(need_al), bool(need_as), _np(gx),
+                    _np(gv0), _np(ga0), _np(gi0), _np(gb), _np(gr), _np(gth), _np(gba), _np(gal),
+                    _np(gas)), n)
         res = (gx, gv0, ga0, gi0, gb, gr, gth, gba, gal, gas)
         return tuple(g if need else None for g, need in zip(res, needs)) + (None,)
 
