@@ -303,8 +303,35 @@ def _numba_neuron(op: str):
     return fn
 
 
-register_backend("synaptic", "numba", _numba_neuron("synaptic"), supports=_numba_lif_supports,
-                 auto=True)
+#: ``backend="auto"`` picks numba for op ``alif`` / ``synaptic`` (CPU, float32/float64, a built-in
+#: family, not traced) when ``T >= min_steps`` and (``n <= max_neurons`` or ``T >= long_steps``),
+#: ``(min_steps, max_neurons, long_steps) = NUMBA_NEURON_AUTO[op]``, ``n = x[0].numel()``. Measured
+#: (benchmarks/RESULTS.md, ``benchmarks/alif_synaptic_numba.py``, fwd+bwd float32, numba / torch,
+#: 1 thread on a loaded 2-core VM): alif 0.06-0.1 at T=100 B=4 N=64, 0.37-0.5 at T=20 B=32 N=512,
+#: 0.5 at T=100 B=32 N=512, 0.8 at T=8 B=64 N=1024, 0.56-0.67 at T=30-50 B=128 N=2048, but 1.2 at
+#: T=4-20 B=128 N=2048; synaptic 0.06-0.08, 0.6, 0.7, 1.05-1.13 at T=8-20 B=64 N=1024, 0.87 at
+#: T=50 B=128 N=2048 and 1.0-2.0 at T=4-20 B=128 N=2048.
+NUMBA_NEURON_AUTO = {"alif": (4, 65536, 30), "synaptic": (4, 32768, 50)}
+
+
+def _numba_neuron_supports(op: str):
+    def supports(x, relaxed=False, surrogate=None, **kw) -> bool:
+        import torch
+
+        if relaxed or (surrogate is not None and not _builtin_family(surrogate)):
+            return False  # "auto" takes torch quietly (see _triton_lif_supports)
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or _traced():
+            return False
+        min_steps, max_neurons, long_steps = NUMBA_NEURON_AUTO[op]
+        T, n = x.shape[0], x[0].numel()
+        return T >= min_steps and (n <= max_neurons or T >= long_steps) and numba_available()
+
+    supports.__name__ = f"_numba_{op}_supports"
+    return supports
+
+
+register_backend("synaptic", "numba", _numba_neuron("synaptic"),
+                 supports=_numba_neuron_supports("synaptic"), auto=True)
 
 
 # ----------------------------------------------------------------------------------- alif
@@ -325,4 +352,5 @@ def _triton_alif(**kw):
 
 
 register_backend("alif", "triton", _triton_alif, supports=_triton_lif_supports, auto=True)
-register_backend("alif", "numba", _numba_neuron("alif"), supports=_numba_lif_supports, auto=True)
+register_backend("alif", "numba", _numba_neuron("alif"), supports=_numba_neuron_supports("alif"),
+                 auto=True)

@@ -119,6 +119,16 @@ def _fwd(x, v0, a0, i0, b, cb, r, th0, ba, asyn, ks, reset, levels, adapt, syn,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _sur_fill(code, wrt_alpha, z, a, out, m):
+    """``out[:m]`` = the surrogate derivative (or d/dalpha) of family ``code`` at ``z[:m]``.
+
+    :func:`~.numba_surrogates._sur_vec` compiled once as a function of its own: the backward
+    calls it instead of inlining its per-family loops at every call site (which made the backward
+    take ~15 s to compile per dtype)."""
+    _sur_vec(code, wrt_alpha, z, a, out, m)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in, v0, a0, i0, b, cb,
          r, th0, ba, al, asyn, ks, code, reset, decay, levels, nd, adapt, need_b, need_th, need_al,
          need_as,
@@ -179,11 +189,15 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
         if levels > 1:
             sig = np.empty(m, dtype=wd)
             kap = np.empty(m, dtype=wd)
-            rho = np.empty(m, dtype=wd)
+            s1 = np.empty(m, dtype=wd)
+            rho = np.zeros(m, dtype=wd)
+            r1 = np.zeros(m, dtype=wd)
         else:  # one boundary: every sum is the one term
             sig = d
             kap = d
+            s1 = d
             rho = dr
+            r1 = dr
         acc_b = np.zeros(m, dtype=wd)
         acc_r = np.zeros(m, dtype=wd)
         acc_th = np.zeros(m, dtype=wd)
@@ -207,24 +221,22 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
                     for i in range(um):
                         z[i] = ht[uj + i] - thx[i] * kx
                     zk = z
-                _sur_vec(code, False, zk, ab, d, um)
+                _sur_fill(code, False, zk, ab, d, um)
                 if need_al:
-                    _sur_vec(code, True, zk, ab, dr, um)
+                    _sur_fill(code, True, zk, ab, dr, um)
                 if levels > 1:
                     if k == 0:
                         for i in range(um):
                             sig[i] = d[i]
                             kap[i] = d[i]
+                            s1[i] = d[i]
                             rho[i] = dr[i]
+                            r1[i] = dr[i]
                     else:
                         for i in range(um):
                             sig[i] += d[i]
                             kap[i] += ks[k] * d[i]
                             rho[i] += dr[i]
-            if levels > 1:  # sigma_1, rho_1: the first boundary's terms again
-                _sur_vec(code, False, z1, ab, d, um)
-                if need_al:
-                    _sur_vec(code, True, z1, ab, dr, um)
             if need_b:  # v_{t-1} from h_{t-1}, s_{t-1}, theta_{t-1} (input dtype), or v0
                 if t == 0:
                     for i in range(um):
@@ -259,16 +271,16 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
                     G1[i] = -hb[i] * gv[i]
             for i in range(um):
                 keep = one - fzero * (one if z1[i] >= zero else zero)
-                gh[i] = gv[i] * keep + G[i] * sig[i] + G1[i] * d[i] + ght[uj + i]
+                gh[i] = gv[i] * keep + G[i] * sig[i] + G1[i] * s1[i] + ght[uj + i]
             if need_th or adapt:
                 for i in range(um):
-                    gth_t[i] = -(G[i] * kap[i] + G1[i] * d[i]) - fsub * gv[i] * st[uj + i]
+                    gth_t[i] = -(G[i] * kap[i] + G1[i] * s1[i]) - fsub * gv[i] * st[uj + i]
             if need_th:
                 for i in range(um):
                     acc_th[i] += gth_t[i]
             if need_al:
                 for i in range(um):
-                    acc_al[i] += G[i] * rho[i] + G1[i] * dr[i]
+                    acc_al[i] += G[i] * rho[i] + G1[i] * r1[i]
             if adapt:
                 for i in range(um):
                     ap = at[i]
