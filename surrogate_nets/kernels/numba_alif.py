@@ -148,62 +148,53 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
     fzero = one if reset == 1 else zero
     fnd = one if nd else zero
     fdec = one if decay else zero
+    # the working set of one block, allocated once per call (per-block allocations were measured
+    # to dominate short sequences); rows padded so that they do not share 4 KiB offsets
+    W = np.zeros((32, _BLOCK + 16), dtype=wd)
+    A = np.zeros((T if adapt else 1, _BLOCK + 16), dtype=wd)  # a_{t-1} of the block
+    th0x, bax, thx, bb, cbb, rb, bab = W[0], W[1], W[3], W[4], W[5], W[6], W[7]
+    asb, ab, v0b, hb, z, z1, d, dr = W[8], W[9], W[10], W[11], W[12], W[13], W[14], W[15]
+    vp, gv, ga, gI, G, G1, gh, gth_t = W[16], W[17], W[18], W[19], W[20], W[21], W[22], W[23]
+    acc_b, acc_r, acc_th, acc_ba, acc_al, acc_as = W[24], W[25], W[26], W[27], W[28], W[29]
+    if levels > 1:
+        S2 = np.zeros((5, _BLOCK + 16), dtype=wd)
+        sig, kap, s1, rho, r1 = S2[0], S2[1], S2[2], S2[3], S2[4]
+    else:  # one boundary: every sum is the one term
+        sig, kap, s1, rho, r1 = d, d, d, dr, dr
     for j0 in range(lo, hi, _BLOCK):
         m = min(hi, j0 + _BLOCK) - j0
         um = np.uint64(m)
         uj = np.uint64(j0)
-        # block-local parameter copies (4K aliasing, see numba_lif); trace a_{t-1} in the input
-        # dtype exactly as the forward computed it (one row of zeros without adaptation)
-        th0x = th0[j0:j0 + m].copy()
-        bax = ba[j0:j0 + m].copy()
-        A = np.zeros((T if adapt else 1, m), dtype=wd)
-        if adapt:
-            rx = r[j0:j0 + m].copy()
+        # block-local parameter copies (4K aliasing, see numba_lif)
+        for i in range(um):
+            th0x[i] = th0[uj + i]
+            bax[i] = ba[uj + i]
+            bb[i] = b[uj + i]
+            cbb[i] = cb[uj + i]
+            rb[i] = r[uj + i]
+            bab[i] = ba[uj + i]
+            asb[i] = asyn[uj + i]
+        for i in range(um):
+            ab[i] = al[uj + i]
+            v0b[i] = v0[uj + i]
+            gv[i] = gv_in[uj + i]
+            ga[i] = ga_in[uj + i]
+            gI[i] = zero
+            G1[i] = zero  # stays zero unless zero reset without detach
+        for i in range(um):
+            acc_b[i] = zero
+            acc_r[i] = zero
+            acc_th[i] = zero
+            acc_ba[i] = zero
+            acc_al[i] = zero
+            acc_as[i] = zero
+        if adapt:  # the trace in the input dtype exactly as the forward computed it
             for i in range(um):
                 A[0, i] = a0[uj + i]
             for t in range(1, T):
                 sp_row = s_in[t - 1]
                 for i in range(um):
-                    A[t, i] = sp_row[uj + i] + rx[i] * A[t - 1, i]
-        thx = np.empty(m, dtype=wd)
-        bb = b[j0:j0 + m].copy()
-        cbb = cb[j0:j0 + m].copy()
-        rb = r[j0:j0 + m].copy()
-        bab = ba[j0:j0 + m].copy()
-        asb = asyn[j0:j0 + m].copy()
-        ab = al[j0:j0 + m].copy()
-        v0b = v0[j0:j0 + m].copy()
-        hb = np.empty(m, dtype=wd)
-        z = np.empty(m, dtype=wd)
-        z1 = np.empty(m, dtype=wd)
-        d = np.empty(m, dtype=wd)
-        dr = np.zeros(m, dtype=wd)
-        vp = np.zeros(m, dtype=wd)
-        gv = gv_in[j0:j0 + m].copy()
-        ga = ga_in[j0:j0 + m].copy()
-        gI = np.zeros(m, dtype=wd)
-        G = np.empty(m, dtype=wd)
-        G1 = np.zeros(m, dtype=wd)  # stays zero unless zero reset without detach
-        gh = np.empty(m, dtype=wd)
-        gth_t = np.empty(m, dtype=wd)
-        if levels > 1:
-            sig = np.empty(m, dtype=wd)
-            kap = np.empty(m, dtype=wd)
-            s1 = np.empty(m, dtype=wd)
-            rho = np.zeros(m, dtype=wd)
-            r1 = np.zeros(m, dtype=wd)
-        else:  # one boundary: every sum is the one term
-            sig = d
-            kap = d
-            s1 = d
-            rho = dr
-            r1 = dr
-        acc_b = np.zeros(m, dtype=wd)
-        acc_r = np.zeros(m, dtype=wd)
-        acc_th = np.zeros(m, dtype=wd)
-        acc_ba = np.zeros(m, dtype=wd)
-        acc_al = np.zeros(m, dtype=wd)
-        acc_as = np.zeros(m, dtype=wd)
+                    A[t, i] = sp_row[uj + i] + rb[i] * A[t - 1, i]
         for t in range(T - 1, -1, -1):
             ht = h_in[t]
             at = A[t if adapt else 0]
@@ -296,9 +287,12 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
                     gxt[uj + i] = cbb[i] * gh[i]
             else:
                 for i in range(um):
-                    gIi = cbb[i] * gh[i] + asb[i] * gI[i] + git[uj + i]
-                    gI[i] = gIi
-                    gxt[uj + i] = gIi
+                    gI[i] = cbb[i] * gh[i] + asb[i] * gI[i]
+                if gits:  # dL/dI_t from the ``i`` output
+                    for i in range(um):
+                        gI[i] += git[uj + i]
+                for i in range(um):
+                    gxt[uj + i] = gI[i]
                 if need_as:
                     for i in range(um):
                         acc_as[i] += gI[i] * iprev[uj + i]
