@@ -21,6 +21,11 @@ CUDA, or CPU under the interpreter when allowed as above). The same two backends
 for op ``"li"`` (:mod:`.numba_li`; Triton runs the LIF scan
 with an infinite threshold and no reset, whose ``h`` is the LI trace).
 
+Ops ``"alif"`` and ``"synaptic"`` also have ``"numba"`` backends (:mod:`.numba_alif`,
+:mod:`.numba_synaptic`: one fused forward/backward kernel pair for both, current and membrane in
+one pass for ``synaptic``), picked by ``"auto"`` within the measured bounds of
+:data:`NUMBA_NEURON_AUTO`.
+
 A surrogate family without a kernel form (a user subclass) runs the ``"torch"`` backend
 instead, with a one-time warning.
 """
@@ -305,13 +310,15 @@ def _numba_neuron(op: str):
 
 #: ``backend="auto"`` picks numba for op ``alif`` / ``synaptic`` (CPU, float32/float64, a built-in
 #: family, not traced) when ``T >= min_steps`` and (``n <= max_neurons`` or ``T >= long_steps``),
-#: ``(min_steps, max_neurons, long_steps) = NUMBA_NEURON_AUTO[op]``, ``n = x[0].numel()``. Measured
-#: (benchmarks/RESULTS.md, ``benchmarks/alif_synaptic_numba.py``, fwd+bwd float32, numba / torch,
-#: 1 thread on a loaded 2-core VM): alif 0.06-0.1 at T=100 B=4 N=64, 0.37-0.5 at T=20 B=32 N=512,
-#: 0.5 at T=100 B=32 N=512, 0.8 at T=8 B=64 N=1024, 0.56-0.67 at T=30-50 B=128 N=2048, but 1.2 at
-#: T=4-20 B=128 N=2048; synaptic 0.06-0.08, 0.6, 0.7, 1.05-1.13 at T=8-20 B=64 N=1024, 0.87 at
-#: T=50 B=128 N=2048 and 1.0-2.0 at T=4-20 B=128 N=2048.
-NUMBA_NEURON_AUTO = {"alif": (4, 65536, 30), "synaptic": (4, 32768, 50)}
+#: ``(min_steps, max_neurons, long_steps) = NUMBA_NEURON_AUTO[op]``, ``n = x[0].numel()``.
+#: Measured (benchmarks/RESULTS.md, ``benchmarks/alif_synaptic_numba.py``: fwd+bwd, float32,
+#: numba / torch time, 1 and 2 threads interleaved on a shared 2-core VM): alif 0.06-0.1 at
+#: T=100 B=4 N=64, 0.56-0.82 at T=100 B=32 N=512, 0.7-0.9 at T=4-20 with up to 65536 neurons,
+#: 0.76 at T=100 B=128 N=2048, but 0.65-1.14 at T=4 and 0.82-1.01 at T=20 for B=128 N=2048;
+#: synaptic 0.12, 0.66-0.78, 0.8-1.0 at T=4-8 with up to 16384 neurons, 0.77-0.88 at T=100
+#: B=128 N=2048, but 0.98-1.26 at T=8-20 B=64 N=1024 and 1.0-1.8 at T=4-50 B=128 N=2048; T=2:
+#: 1.0-1.14.
+NUMBA_NEURON_AUTO = {"alif": (4, 65536, 50), "synaptic": (4, 32768, 100)}
 
 
 def _numba_neuron_supports(op: str):
