@@ -29,10 +29,11 @@ and the per-neuron parameter sums ``beta: h̄ (v_{t-1} - [decay] I_t)``, ``theta
 Layout as :mod:`.numba_lif`: the problem is ``[T, n]`` (``n = B*N``, parameters expanded to
 ``[n]``; autograd of the expand reduces per-neuron sums to the parameter's shape), split over
 ``torch.get_num_threads()`` threads for large layers. The forward is one pass per step over the
-thread's neurons in the input dtype (the same float32 operations as the torch backend, so the
-spikes agree); the backward walks blocks of :data:`_BLOCK` neurons through all ``T`` steps with
-a float64 working set that stays in L1, first rebuilding the trace ``a_{t-1}`` of the block
-(input dtype, as the forward computed it). The surrogate terms are the per-family forms of
+thread's neurons in the input dtype (the torch backend's operations, except that torch's
+``addcmul`` may fuse a multiply-add: ``h``/``a`` can differ in the last bit, as for the numba LIF
+backend); the backward walks blocks of :data:`_BLOCK` neurons through all ``T`` steps with a
+working set in the input dtype (as the torch backend computes) that stays in L1/L2, first
+rebuilding the trace ``a_{t-1}`` of the block exactly as the forward computed it. The surrogate terms are the per-family forms of
 :mod:`.numba_surrogates` (:func:`~.numba_surrogates._sur_vec`, selected by
 :data:`~.numba_surrogates.NUMBA_CODES`), the same ones the LIF kernels use.
 """
@@ -139,7 +140,7 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
     output gradients arrive as one zero row (``*ts = 0``: row ``t * ts``). Without adaptation
     ``rho``, ``beta_a`` and ``a0`` are zeros; without the synaptic part ``alpha_syn`` and ``i0`` are:
     the same loops then compute the plain terms exactly (adding ``0 * finite``). Per step: one
-    loop for ``h``/``theta``/``z``, the family's surrogate loop(s), one fused loop for the rest."""
+    loop for ``h``/``theta``/``z``, the family's surrogate loop(s), a few small loops for the rest."""
     T = h_in.shape[0]
     wd = h_in.dtype  # the working dtype: the input's, as the torch backend computes
     one = ks[0]
@@ -150,12 +151,13 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
     fdec = one if decay else zero
     # the working set of one block, allocated once per call (per-block allocations were measured
     # to dominate short sequences); rows padded so that they do not share 4 KiB offsets
-    W = np.zeros((32, _BLOCK + 16), dtype=wd)
+    W = np.zeros((28, _BLOCK + 16), dtype=wd)
     A = np.zeros((T if adapt else 1, _BLOCK + 16), dtype=wd)  # a_{t-1} of the block
-    th0x, bax, thx, bb, cbb, rb, bab = W[0], W[1], W[3], W[4], W[5], W[6], W[7]
-    asb, ab, v0b, hb, z, z1, d, dr = W[8], W[9], W[10], W[11], W[12], W[13], W[14], W[15]
-    vp, gv, ga, gI, G, G1, gh, gth_t = W[16], W[17], W[18], W[19], W[20], W[21], W[22], W[23]
-    acc_b, acc_r, acc_th, acc_ba, acc_al, acc_as = W[24], W[25], W[26], W[27], W[28], W[29]
+    th0x, bax, thx, bb, cbb, rb, asb, ab = W[0], W[1], W[2], W[3], W[4], W[5], W[6], W[7]
+    v0b, hb, z, z1, d, dr, vp, gv = W[8], W[9], W[10], W[11], W[12], W[13], W[14], W[15]
+    ga, gh, gth_t = W[16], W[17], W[18]
+    gI, G, G1, acc_b, acc_r, acc_th, acc_ba, acc_al, acc_as = (W[19], W[20], W[21], W[22], W[23],
+                                                              W[24], W[25], W[26], W[27])
     if levels > 1:
         S2 = np.zeros((5, _BLOCK + 16), dtype=wd)
         sig, kap, s1, rho, r1 = S2[0], S2[1], S2[2], S2[3], S2[4]
@@ -165,29 +167,11 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
         m = min(hi, j0 + _BLOCK) - j0
         um = np.uint64(m)
         uj = np.uint64(j0)
-        # block-local parameter copies (4K aliasing, see numba_lif)
-        for i in range(um):
-            th0x[i] = th0[uj + i]
-            bax[i] = ba[uj + i]
-            bb[i] = b[uj + i]
-            cbb[i] = cb[uj + i]
-            rb[i] = r[uj + i]
-            bab[i] = ba[uj + i]
-            asb[i] = asyn[uj + i]
-        for i in range(um):
-            ab[i] = al[uj + i]
-            v0b[i] = v0[uj + i]
-            gv[i] = gv_in[uj + i]
-            ga[i] = ga_in[uj + i]
-            gI[i] = zero
-            G1[i] = zero  # stays zero unless zero reset without detach
-        for i in range(um):
-            acc_b[i] = zero
-            acc_r[i] = zero
-            acc_th[i] = zero
-            acc_ba[i] = zero
-            acc_al[i] = zero
-            acc_as[i] = zero
+        # block-local copies of the parameters (4K aliasing, see numba_lif); accumulators zeroed
+        for dst, src in ((th0x, th0), (bax, ba), (bb, b), (cbb, cb), (rb, r), (asb, asyn),
+                         (ab, al), (v0b, v0), (gv, gv_in), (ga, ga_in)):
+            dst[:m] = src[j0:j0 + m]
+        W[19:, :m] = zero  # gI, G, G1 (zero unless zero reset without detach), ..., acc_*
         if adapt:  # the trace in the input dtype exactly as the forward computed it
             for i in range(um):
                 A[0, i] = a0[uj + i]
@@ -278,7 +262,7 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
                     acc_ba[i] += gth_t[i] * ap
                     acc_r[i] += ga[i] * ap
                 for i in range(um):
-                    ga[i] = rb[i] * ga[i] + bab[i] * gth_t[i]
+                    ga[i] = rb[i] * ga[i] + bax[i] * gth_t[i]
             if need_b:
                 for i in range(um):
                     acc_b[i] += gh[i] * (vp[i] - fdec * ut[uj + i])
