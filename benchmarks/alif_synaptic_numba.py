@@ -3,7 +3,8 @@
     PYTHONPATH=. python benchmarks/alif_synaptic_numba.py --threads 1
     PYTHONPATH=. python benchmarks/alif_synaptic_numba.py --threads 2 --shapes 100x32x512
 
-Rows per ``(op, T, B, N)`` cell, float32 CPU, ATan surrogate, subtract reset:
+Rows per ``(op, T, B, N)`` cell, CPU (``--dtype``, default float32; ``--levels`` spike levels),
+ATan surrogate, subtract reset:
   torch           the torch backend (hand-written BPTT, one Python step per time step)
   numba           ``surrogate_nets.kernels.numba_alif`` (alif) / ``numba_synaptic`` (synaptic)
   numba-composed  synaptic only: an LI scan then a LIF scan, both numba (the seam's composition
@@ -34,22 +35,22 @@ if "numba-composed" not in list_backends("synaptic"):
     register_backend("synaptic", "numba-composed", kernels._synaptic_via("numba"), auto=False)
 
 
-def make_case(op, T, B, N, learn, seed=0):
+def make_case(op, T, B, N, learn, levels=1, dtype=torch.float32, seed=0):
     """``(fn(backend) -> loss, leaves)`` for one cell."""
     g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(T, B, N, generator=g) * 0.6 + 0.4).requires_grad_()
+    x = (torch.randn(T, B, N, generator=g) * 0.6 * levels + 0.4 * levels).to(dtype).requires_grad_()
 
     def p(lo, hi):
-        return (torch.rand(N, generator=g) * (hi - lo) + lo).requires_grad_(learn)
+        return (torch.rand(N, generator=g) * (hi - lo) + lo).to(dtype).requires_grad_(learn)
 
-    sur = S.ATan(learnable=learn)
-    w = torch.randn(T, B, N, generator=g)
+    sur = S.ATan(learnable=learn).to(dtype)
+    w = torch.randn(T, B, N, generator=g).to(dtype)
     if op == "alif":
         beta, rho, th, ba = p(0.8, 0.95), p(0.9, 0.99), p(0.8, 1.2), p(0.05, 0.2)
 
         def fn(backend):
             r = alif_scan(x, beta=beta, rho=rho, threshold=th, adaptation=ba, surrogate=sur,
-                          backend=backend)
+                          levels=levels, backend=backend)
             return (r.spikes * w).sum() + r.v.sum()
         leaves = [x] + ([beta, rho, th, ba] + list(sur.parameters()) if learn else [])
     else:
@@ -57,7 +58,7 @@ def make_case(op, T, B, N, learn, seed=0):
 
         def fn(backend):
             r = synaptic_scan(x, alpha_syn=asyn, beta=beta, threshold=th, surrogate=sur,
-                              backend=backend)
+                              levels=levels, backend=backend)
             return (r.spikes * w).sum() + r.v.sum()
         leaves = [x] + ([asyn, beta, th] + list(sur.parameters()) if learn else [])
     return fn, leaves
@@ -77,9 +78,12 @@ def main():
                     help="comma-separated TxBxN")
     ap.add_argument("--ops", default="alif,synaptic")
     ap.add_argument("--learn", action="store_true")
+    ap.add_argument("--levels", type=int, default=1, help="spike levels (multi-level spikes)")
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    print(f"float32 CPU, torch {torch.__version__}, {a.threads} thread(s), "
+    dtype = getattr(torch, a.dtype)
+    print(f"{a.dtype} CPU, levels={a.levels}, torch {torch.__version__}, {a.threads} thread(s), "
           f"{'all parameters learnable' if a.learn else 'grad wrt x only'}; median of {a.repeat} "
           f"interleaved rounds (ms)\n")
     print("| op | T, B, N | torch | numba | numba / torch | numba-composed |")
@@ -87,7 +91,7 @@ def main():
     for op in a.ops.split(","):
         for shape in a.shapes.split(","):
             T, B, N = (int(v) for v in shape.split("x"))
-            fn, leaves = make_case(op, T, B, N, a.learn)
+            fn, leaves = make_case(op, T, B, N, a.learn, a.levels, dtype)
             rows = ["torch", "numba"] + (["numba-composed"] if op == "synaptic" else [])
             for r in rows:  # warm-up (and numba compilation)
                 once(fn, r, leaves)
