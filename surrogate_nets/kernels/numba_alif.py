@@ -1,4 +1,4 @@
-r"""Compiled CPU adaptive-LIF scan (numba): op ``"alif"``, and the fused kernels op ``"synaptic"`` shares.
+r"""Compiled CPU adaptive-LIF scan (numba): op ``"alif"``; its kernels also serve ``"synaptic"``.
 
 Same recurrence and numerical contract as :class:`surrogate_nets.functional.alif.ALIFScanFunction`
 (whose module docstring derives the BPTT). The kernels here run a generalised neuron with two
@@ -23,8 +23,8 @@ LIF: Zenke & Ganguli, Neural Computation 2018). Backward, per step ``t = T-1 .. 
     gI \leftarrow c\,\bar h_t + gi_t + \alpha_{syn} gI,\quad \bar x_t = gI
 
 and the per-neuron parameter sums ``beta: h̄ (v_{t-1} - [decay] I_t)``, ``theta_0: θ̄``,
-``beta_a: θ̄ a_{t-1}``, ``rho: ga a_{t-1}`` (``ga`` before its update), ``alpha: G rho_α + G_1 rho_{α,1}``,
-``alpha_syn: gI I_{t-1}``.
+``beta_a: θ̄ a_{t-1}``, ``rho: ga a_{t-1}`` (``ga`` before its update),
+``alpha: G rho_α + G_1 rho_{α,1}``, ``alpha_syn: gI I_{t-1}``.
 
 Layout as :mod:`.numba_lif`: the problem is ``[T, n]`` (``n = B*N``, parameters expanded to
 ``[n]``; autograd of the expand reduces per-neuron sums to the parameter's shape), split over
@@ -33,9 +33,9 @@ thread's neurons in the input dtype (the torch backend's operations, except that
 ``addcmul`` may fuse a multiply-add: ``h``/``a`` can differ in the last bit, as for the numba LIF
 backend); the backward walks blocks of :data:`_BLOCK` neurons through all ``T`` steps with a
 working set in the input dtype (as the torch backend computes) that stays in L1/L2, first
-rebuilding the trace ``a_{t-1}`` of the block exactly as the forward computed it. The surrogate terms are the per-family forms of
-:mod:`.numba_surrogates` (:func:`~.numba_surrogates._sur_vec`, selected by
-:data:`~.numba_surrogates.NUMBA_CODES`), the same ones the LIF kernels use.
+rebuilding the trace ``a_{t-1}`` of the block exactly as the forward computed it. The surrogate
+terms are the per-family forms of :mod:`.numba_surrogates` (:func:`~.numba_surrogates._sur_vec`,
+selected by :data:`~.numba_surrogates.NUMBA_CODES`), the same ones the LIF kernels use.
 """
 
 from __future__ import annotations
@@ -138,9 +138,9 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
 
     ``u_in`` is the membrane drive: ``I`` (synaptic), else ``x`` (read with ``decay``); absent
     output gradients arrive as one zero row (``*ts = 0``: row ``t * ts``). Without adaptation
-    ``rho``, ``beta_a`` and ``a0`` are zeros; without the synaptic part ``alpha_syn`` and ``i0`` are:
-    the same loops then compute the plain terms exactly (adding ``0 * finite``). Per step: one
-    loop for ``h``/``theta``/``z``, the family's surrogate loop(s), a few small loops for the rest."""
+    ``rho``, ``beta_a`` and ``a0`` are zeros; without the synaptic part ``alpha_syn`` and ``i0``
+    are: the same loops then compute the plain terms exactly (adding ``0 * finite``). Per step:
+    one loop for ``h``/``theta``/``z``, the surrogate loop(s), a few small loops for the rest."""
     T = h_in.shape[0]
     wd = h_in.dtype  # the working dtype: the input's, as the torch backend computes
     one = ks[0]

@@ -21,8 +21,8 @@ def inputs(op, T=6, B=2, N=5, levels=1, dtype=torch.float64, per_neuron=True, se
     st = {k: torch.rand(B, N, generator=g, dtype=torch.float64) - (0.5 if k != "a0" else 0.0)
           for k in STATES[op]}
     shape = (N,) if per_neuron else ()
-    p = {k: torch.rand(shape, generator=g, dtype=torch.float64) * (RANGES[k][1] - RANGES[k][0]) + RANGES[k][0]
-         for k in PARAMS[op]}
+    p = {k: torch.rand(shape, generator=g, dtype=torch.float64) * (RANGES[k][1] - RANGES[k][0])
+         + RANGES[k][0] for k in PARAMS[op]}
 
     def leaf(t):
         return t.to(dtype).requires_grad_()
@@ -69,12 +69,15 @@ def clone_case(x, st, p):
     return c(x), {k: c(v) for k, v in st.items()}, {k: c(v) for k, v in p.items()}
 
 
-def assert_same(op, backend, ref_backend="autograd", mode=("subtract", False, False, 1), name="atan",
-                dtype=torch.float64, per_neuron=True, grad_scale=None, tol=(1e-10, 1e-10)):
-    """``backend`` equals ``ref_backend``: spikes exactly, the rest and every gradient to ``tol``."""
+def assert_same(op, backend, ref_backend="autograd", mode=("subtract", False, False, 1),
+                name="atan", dtype=torch.float64, per_neuron=True, grad_scale=None,
+                tol=(1e-10, 1e-10)):
+    """``backend`` equals ``ref_backend``: spikes exactly, the rest and every gradient to ``tol``;
+    ``mode = (reset, detach_reset, decay_input, levels)``."""
     levels = mode[3]
     x, st, p = inputs(op, levels=levels, dtype=dtype, per_neuron=per_neuron)
-    surs = [surrogate(name, dtype, x.shape[-1] if per_neuron else None, grad_scale) for _ in range(2)]
+    surs = [surrogate(name, dtype, x.shape[-1] if per_neuron else None, grad_scale)
+            for _ in range(2)]
     case2 = clone_case(x, st, p)
     out, g, w = grads(op, backend, x, st, p, surs[0], mode)
     eout, eg, _ = grads(op, ref_backend, *case2, surs[1], mode, w)
@@ -84,5 +87,6 @@ def assert_same(op, backend, ref_backend="autograd", mode=("subtract", False, Fa
     names = ["x", *st, *p, "alpha"]
     for nm, a, b in zip(names, g, eg):
         assert a.shape == b.shape and a.dtype == b.dtype, nm
-        torch.testing.assert_close(a, b, rtol=tol[0], atol=tol[1], msg=lambda m: f"{op} grad {nm}: {m}")
+        torch.testing.assert_close(a, b, rtol=tol[0], atol=tol[1],
+                                   msg=lambda m: f"{op} grad {nm}: {m}")
     assert bool(g[0].abs().sum() > 0), "degenerate case: zero input gradient"
