@@ -45,12 +45,17 @@ import torch
 from numba import njit
 
 from ._common import expand_param, scaled_alpha
-from .numba_lif import _BLOCK, _np, _run
+from .numba_lif import _run  # the LIF kernels' thread split (one pool for all numba kernels)
 from .numba_surrogates import NUMBA_CODES, _sur_vec
 
 __all__ = ["NumbaNeuronScan", "numba_alif_scan"]
 
 _RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
+_BLOCK = 256  # neurons per backward block (its working set of ~30 rows stays in L1/L2)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
