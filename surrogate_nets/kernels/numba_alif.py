@@ -114,12 +114,8 @@ def _fwd(x, v0, a0, i0, b, cb, r, th0, ba, asyn, ks, reset, levels, adapt, syn,
                     s += one if h - th * ks[k] >= zero else zero
                 ht[i] = h
                 st[i] = s
-                if reset == 0:
-                    v_out[i] = h - s * th
-                elif reset == 1:
-                    v_out[i] = h if h - th < zero else zero
-                else:
-                    v_out[i] = h
+                s1 = one if h - th >= zero else zero  # zero reset: the first level only
+                v_out[i] = h - fsub * (s * th) - fzero * (s1 * h)
                 if adapt:
                     a_out[i] = s + r[i] * a_out[i]
 
@@ -225,16 +221,11 @@ def _bwd(h_in, s_in, u_in, uts, gs, gts, gh_in, ghts, gi_in, gits, gv_in, ga_in,
                     hp_row = h_in[t - 1]
                     sp_row = s_in[t - 1]
                     ap_row = A[t - 1 if adapt else 0]
-                    if reset == 0:
-                        for i in range(um):
-                            vp[i] = hp_row[uj + i] - sp_row[uj + i] * (th0x[i] + bax[i] * ap_row[i])
-                    elif reset == 1:
-                        for i in range(um):
-                            hp = hp_row[uj + i]
-                            vp[i] = hp if hp - (th0x[i] + bax[i] * ap_row[i]) < zero else zero
-                    else:
-                        for i in range(um):
-                            vp[i] = hp_row[uj + i]
+                    for i in range(um):  # the reset of the forward, as 0/1 factors (exact)
+                        hp = hp_row[uj + i]
+                        tp = th0x[i] + bax[i] * ap_row[i]
+                        s1p = one if hp - tp >= zero else zero
+                        vp[i] = hp - fsub * (sp_row[uj + i] * tp) - fzero * (s1p * hp)
             st = s_in[t]
             gst = gs[t * gts]
             ght = gh_in[t * ghts]
