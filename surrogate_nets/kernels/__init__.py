@@ -24,6 +24,11 @@ CUDA, or CPU under the interpreter when allowed as above). The same two backends
 for op ``"li"`` (:mod:`.numba_li`; Triton runs the LIF scan
 with an infinite threshold and no reset, whose ``h`` is the LI trace).
 
+Ops ``"alif"`` and ``"synaptic"`` also have ``"numba"`` backends (:mod:`.numba_alif`,
+:mod:`.numba_synaptic`: one fused forward/backward kernel pair for both, current and membrane in
+one pass for ``synaptic``), picked by ``"auto"`` within the measured bounds of
+:data:`NUMBA_NEURON_AUTO`.
+
 A surrogate family without a kernel form (a user subclass) runs the ``"torch"`` backend
 instead, with a one-time warning.
 """
@@ -299,8 +304,67 @@ def _synaptic_via(name: str):
 
 register_backend("synaptic", "triton", _synaptic_via("triton"), supports=_triton_lif_supports,
                  auto=True)
-register_backend("synaptic", "numba", _synaptic_via("numba"), supports=_numba_lif_supports,
-                 auto=True)
+
+
+def _numba_neuron(op: str):
+    """Op ``op`` (``"alif"`` / ``"synaptic"``) on the fused numba kernels of :mod:`.numba_alif`;
+    ``relaxed`` runs the torch backend, a user family too (with a one-time warning)."""
+
+    def fn(**kw):
+        x = kw["x"]
+        if x.device.type != "cpu":
+            raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
+        if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
+            from ..functional.backends import dispatch
+
+            if not kw["relaxed"]:
+                _warn_once((f"numba {op}", type(kw["surrogate"])),
+                           f"surrogate family {type(kw['surrogate']).__name__} has no numba "
+                           f"kernel form; using the torch {op} backend for it", stacklevel=3)
+            return dispatch(op, "torch", **kw)
+        if op == "alif":
+            from .numba_alif import numba_alif_scan
+
+            return numba_alif_scan(**kw)
+        from .numba_synaptic import numba_synaptic_scan
+
+        return numba_synaptic_scan(**kw)
+
+    fn.__name__ = f"_numba_{op}"
+    return fn
+
+
+#: ``backend="auto"`` picks numba for op ``alif`` / ``synaptic`` (CPU, float32/float64, a built-in
+#: family, not traced) when ``T >= min_steps`` and (``n <= max_neurons`` or ``T >= long_steps``),
+#: ``(min_steps, max_neurons, long_steps) = NUMBA_NEURON_AUTO[op]``, ``n = x[0].numel()``.
+#: Measured (benchmarks/RESULTS.md, ``benchmarks/alif_synaptic_numba.py``: fwd+bwd, float32,
+#: numba / torch time, 1 and 2 threads interleaved on a shared 2-core VM): alif 0.06-0.1 at
+#: T=100 B=4 N=64, 0.56-0.82 at T=100 B=32 N=512, 0.7-0.9 at T=4-20 with up to 65536 neurons,
+#: 0.76 at T=100 B=128 N=2048, but 0.65-1.14 at T=4 and 0.82-1.01 at T=20 for B=128 N=2048;
+#: synaptic 0.12, 0.66-0.78, 0.8-1.0 at T=4-8 with up to 16384 neurons, 0.77-0.88 at T=100
+#: B=128 N=2048, but 0.98-1.26 at T=8-20 B=64 N=1024 and 1.0-1.8 at T=4-50 B=128 N=2048; T=2:
+#: 1.0-1.14.
+NUMBA_NEURON_AUTO = {"alif": (4, 65536, 50), "synaptic": (4, 32768, 100)}
+
+
+def _numba_neuron_supports(op: str):
+    def supports(x, relaxed=False, surrogate=None, **kw) -> bool:
+        import torch
+
+        if relaxed or (surrogate is not None and not _builtin_family(surrogate)):
+            return False  # "auto" takes torch quietly (see _triton_lif_supports)
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or _traced():
+            return False
+        min_steps, max_neurons, long_steps = NUMBA_NEURON_AUTO[op]
+        T, n = x.shape[0], x[0].numel()
+        return T >= min_steps and (n <= max_neurons or T >= long_steps) and numba_available()
+
+    supports.__name__ = f"_numba_{op}_supports"
+    return supports
+
+
+register_backend("synaptic", "numba", _numba_neuron("synaptic"),
+                 supports=_numba_neuron_supports("synaptic"), auto=True)
 
 
 # ----------------------------------------------------------------------------------- alif
@@ -321,3 +385,5 @@ def _triton_alif(**kw):
 
 
 register_backend("alif", "triton", _triton_alif, supports=_triton_lif_supports, auto=True)
+register_backend("alif", "numba", _numba_neuron("alif"), supports=_numba_neuron_supports("alif"),
+                 auto=True)
