@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from . import cpu_pool
 from . import numba_lif_fast as _fast
 from ._common import expand_param, scaled_alpha
 # the surrogate terms live in numba_surrogates; every name stays importable from here
@@ -267,8 +268,9 @@ class NumbaLIFScan(torch.autograd.Function):
     def forward(ctx, x, v0, beta, threshold, alpha, code, reset, detach_reset, decay_input, levels):
         ctx.set_materialize_grads(False)
         T, n = x.shape
-        s = torch.empty_like(x)
-        h = torch.empty_like(x)
+        # large outputs from the recycled, huge-page-backed pool (cpu_pool: no page faults)
+        s = cpu_pool.empty(x.shape, x.dtype)
+        h = cpu_pool.empty(x.shape, x.dtype)
         v = torch.empty_like(v0)
         if levels == 1:  # the common case: one fused pass per step (numba_lif_fast)
             cb = 1 - beta if decay_input else torch.ones_like(beta)
@@ -291,7 +293,7 @@ class NumbaLIFScan(torch.autograd.Function):
         if not (need_x or need_v0 or need_b or need_th or need_a):
             return (None,) * 10
         n = h.shape[1]
-        gx = torch.empty_like(h)
+        gx = cpu_pool.empty(h.shape, h.dtype)
         gv0 = torch.empty_like(v0)
         gb = torch.empty(n if need_b else 0, dtype=h.dtype)
         gth = torch.empty(n if need_th else 0, dtype=h.dtype)
@@ -304,13 +306,6 @@ class NumbaLIFScan(torch.autograd.Function):
             xx = x if (x is not None and decay_input) else h  # read only times 0 without decay
             shared = g_s.stride(0) == 0  # the same dL/ds at every step: read one row
             gs_ = g_s[:1].contiguous() if shared else g_s.contiguous()
-            if not (need_b or need_th):
-                _run(_fast.bwd1_plain, (_np(h), _np(gs_), 0 if shared else 1,
-                     _np(g_v.contiguous() if g_v is not None else v0), g_v is not None, _np(beta),
-                     _np(cb), _np(threshold), _np(alpha), _np(_fast.constants(h.dtype)), code,
-                     reset, nd, _np(gx), _np(gv0)), n)
-                return (gx if need_x else None, gv0 if need_v0 else None, None, None, None,
-                        None, None, None, None, None)
             _run(_fast.bwd1, (_np(h), _np(gs_), 0 if shared else 1,
                  _np(g_v.contiguous() if g_v is not None else v0), _np(v0), _np(xx), _np(beta),
                  _np(cb), _np(threshold), _np(alpha), _np(_fast.constants(h.dtype)), code, reset,
