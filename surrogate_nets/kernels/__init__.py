@@ -41,14 +41,26 @@ _STATE = {"triton_cpu": os.environ.get("SURROGATE_NETS_TRITON_CPU", "") == "1", 
 _ENABLED = {"numba": os.environ.get("SURROGATE_NETS_NO_NUMBA", "") != "1"}
 
 
+_FOUND: dict = {}
+
+
+def _found(name: str) -> bool:
+    """``importlib.util.find_spec(name) is not None``, looked up once per process (the lookup
+    walks sys.path: ~50 us, which the ``supports`` checks paid on every call)."""
+    r = _FOUND.get(name)
+    if r is None:
+        r = _FOUND[name] = importlib.util.find_spec(name) is not None
+    return r
+
+
 def triton_available() -> bool:
     """Whether triton can be imported (without importing it)."""
-    return importlib.util.find_spec("triton") is not None
+    return _found("triton")
 
 
 def numba_available() -> bool:
     """Whether numba can be imported (without importing it)."""
-    return _ENABLED["numba"] and importlib.util.find_spec("numba") is not None
+    return _ENABLED["numba"] and _found("numba")
 
 
 def triton_interpreting() -> bool:

@@ -36,9 +36,15 @@ FAST_CODES = {fam.StraightThrough: 0, fam.Rectangle: 0, fam.Sigmoid: 1, fam.Fast
 """``{family class: code of _d}``: the families the fused backward evaluates inline."""
 
 
+_CST: dict = {}
+
+
 def constants(dtype: torch.dtype) -> torch.Tensor:
-    """``cst`` of the kernels: ``[0, 1/2, 1, pi/2]`` in ``dtype``."""
-    return torch.tensor([0.0, 0.5, 1.0, 0.5 * math.pi], dtype=dtype)
+    """``cst`` of the kernels: ``[0, 1/2, 1, pi/2]`` in ``dtype`` (one read-only tensor per dtype)."""
+    c = _CST.get(dtype)
+    if c is None:
+        c = _CST[dtype] = torch.tensor([0.0, 0.5, 1.0, 0.5 * math.pi], dtype=dtype)
+    return c
 
 
 @njit(cache=True, inline="always", error_model="numpy")
