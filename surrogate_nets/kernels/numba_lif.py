@@ -236,6 +236,26 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
+def _cb(beta: torch.Tensor, decay_input: bool) -> np.ndarray:
+    """The input factor ``1 - beta`` (decay_input) or ones, per neuron, in numpy: the same
+    float operation as torch's, in the calling thread (no OpenMP fork for large layers)."""
+    b = _np(beta)
+    return (1 - b) if decay_input else np.ones_like(b)
+
+
+def _per_neuron(p: torch.Tensor, shape, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """A parameter as a contiguous ``[n]`` tensor of ``dtype``. Differentiable parameters are
+    expanded in torch (autograd reduces their gradient back to ``p``'s shape); the others are
+    built in numpy, in the calling thread (torch's OpenMP-parallel fill/copy of a large layer
+    was measured to take milliseconds on shared cores)."""
+    if p.requires_grad:
+        return expand_param(p, shape, dtype).view(n)
+    a = p.detach().to(dtype)
+    if a.numel() == 1:
+        return torch.from_numpy(np.full(n, a.item(), dtype=a.numpy().dtype))
+    return torch.from_numpy(np.ascontiguousarray(np.broadcast_to(a.numpy(), tuple(shape))).reshape(n))
+
+
 _POOL = {}
 
 
@@ -273,12 +293,11 @@ class NumbaLIFScan(torch.autograd.Function):
         h = cpu_pool.empty(x.shape, x.dtype)
         v = torch.empty_like(v0)
         if levels == 1:  # the common case: one fused pass per step (numba_lif_fast)
-            cb = 1 - beta if decay_input else torch.ones_like(beta)
-            _run(_fast.fwd1, (_np(x), _np(v0), _np(beta), _np(cb), _np(threshold),
+            _run(_fast.fwd1, (_np(x), _np(v0), _np(beta), _cb(beta, decay_input), _np(threshold),
                               _np(_fast.constants(x.dtype)), reset, _np(s), _np(h), _np(v)), n)
         else:
             ks = torch.arange(1, levels + 1, dtype=x.dtype)
-            _run(_fwd, (_np(x), _np(v0), _np(beta), _np(1 - beta), _np(threshold), _np(ks), reset,
+            _run(_fwd, (_np(x), _np(v0), _np(beta), _cb(beta, True), _np(threshold), _np(ks), reset,
                         decay_input, levels, _np(s), _np(h), _np(v)), n)
         ctx.cfg = (code, reset, detach_reset, decay_input, levels)
         save_x = decay_input and ctx.needs_input_grad[2]
@@ -302,14 +321,15 @@ class NumbaLIFScan(torch.autograd.Function):
         nd = (not detach_reset) and reset != 2
         if (levels == 1 and g_s is not None and g_h is None and not need_a
                 and code in _fast.FAST_CODES.values()):  # the common case (numba_lif_fast)
-            cb = 1 - beta if decay_input else torch.ones_like(beta)
             xx = x if (x is not None and decay_input) else h  # read only times 0 without decay
             shared = g_s.stride(0) == 0  # the same dL/ds at every step: read one row
-            gs_ = g_s[:1].contiguous() if shared else g_s.contiguous()
-            _run(_fast.bwd1, (_np(h), _np(gs_), 0 if shared else 1,
+            # numpy copies (one thread): torch's would be OpenMP-parallel for large layers,
+            # measured to cost milliseconds when the cores are shared
+            gs_ = np.ascontiguousarray(_np(g_s[:1] if shared else g_s))
+            _run(_fast.bwd1, (_np(h), gs_, 0 if shared else 1,
                  _np(g_v.contiguous() if g_v is not None else v0), _np(v0), _np(xx), _np(beta),
-                 _np(cb), _np(threshold), _np(alpha), _np(_fast.constants(h.dtype)), code, reset,
-                 nd, g_v is not None, bool(need_b), bool(need_th), bool(decay_input), _np(gx),
+                 _cb(beta, decay_input), _np(threshold), _np(alpha),
+                 _np(_fast.constants(h.dtype)), code, reset, nd, g_v is not None, bool(need_b), bool(need_th), bool(decay_input), _np(gx),
                  _np(gv0), _np(gb), _np(gth)), n)
             return (gx if need_x else None, gv0 if need_v0 else None, gb if need_b else None,
                     gth if need_th else None, None, None, None, None, None, None)
@@ -340,7 +360,7 @@ def numba_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset
     alpha = scaled_alpha(alpha, surrogate, x.numel())  # "auto": the whole sequence
     s, h, v = NumbaLIFScan.apply(
         x.contiguous().view(T, n), v0.to(dt).contiguous().view(n),
-        expand_param(beta, shape, dt).view(n), expand_param(threshold, shape, dt).view(n),
-        expand_param(alpha, shape, dt).view(n), NUMBA_CODES[type(surrogate)],
+        _per_neuron(beta, shape, n, dt), _per_neuron(threshold, shape, n, dt),
+        _per_neuron(alpha, shape, n, dt), NUMBA_CODES[type(surrogate)],
         _RESET_CODE[reset], bool(detach_reset), bool(decay_input), int(levels))
     return LIFScanResult(s.view(x.shape), h.view(x.shape), v.view(shape).to(v0.dtype))
