@@ -61,11 +61,8 @@ def cached_bytes() -> int:
 def empty_cache() -> None:
     """Release every free buffer to the operating system."""
     with _LOCK:
-        bufs = [b for lst in _FREE.values() for b in lst]
-        _FREE.clear()
+        _FREE.clear()  # the mappings are unmapped when their last reference goes
         _STATE["cached"] = 0
-    for b in bufs:
-        b.close()
 
 
 def _new(size: int) -> mmap.mmap:
@@ -84,8 +81,8 @@ def _give_back(buf: mmap.mmap, size: int) -> None:
         if _STATE["enabled"] and _STATE["cached"] + size <= MAX_CACHED_BYTES:
             _FREE.setdefault(size, []).append(buf)
             _STATE["cached"] += size
-            return
-    buf.close()
+    # else: dropped; unmapped once the dying array releases it (closing it here would fail:
+    # the array still holds its buffer export while its finaliser runs)
 
 
 def empty(shape, dtype: torch.dtype) -> torch.Tensor:
