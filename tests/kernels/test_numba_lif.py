@@ -180,3 +180,15 @@ def test_auto_takes_torch_quietly_for_a_user_family(monkeypatch):
         warnings.simplefilter("error")
         r = lif_scan(x, surrogate=Cubic2(alpha=2.0))
     assert torch.equal(r.spikes, lif_scan(x, surrogate=Cubic2(alpha=2.0), backend="torch").spikes)
+
+
+def test_default_auto_rule_covers_every_size_from_two_steps():
+    """Measured (kernels/__init__.py): numba at least ties torch at every layer size from T = 2,
+    including the old 16384-32768 gap; op li keeps its own (old) bounds."""
+    from surrogate_nets import kernels
+
+    for T, n, want in [(1, 512, False), (2, 512, True), (100, 16384, True), (100, 24576, True),
+                       (2, 24576, True), (4, 262144, True)]:
+        assert kernels._numba_auto_size(torch.empty(T, n)) is want, (T, n)
+    assert kernels._numba_li_auto_size(torch.empty(100, 24576)) is False
+    assert kernels._numba_li_auto_size(torch.empty(100, 512)) is True
