@@ -207,11 +207,25 @@ def _numba_li_auto_size(x) -> bool:
             or (n >= NUMBA_LI_MIN_NEURONS and T >= NUMBA_LI_LARGE_MIN_STEPS))
 
 
+#: families with a vectorised numba backward (``numba_lif_fast.FAST_CODES``; named here so that
+#: ``supports`` imports no numba). The others (Gaussian, Erf, Exponential, DSpike) evaluate exp /
+#: tanh per element in float64 and lose to torch on larger layers (T=100 fwd+bwd, one thread,
+#: numba / torch ms: 1024 neurons gaussian 0.83/3.06, dspike 2.47/4.44; 4096 gaussian 2.82/4.32,
+#: dspike 8.93/6.52; 16384 gaussian 12.6/10.2, erf 12.8/10.6, exponential 12.5/10.3, dspike
+#: 38.4/15.9), so ``auto`` takes numba for them only up to ``NUMBA_SLOW_FAMILY_MAX_NEURONS``.
+_NUMBA_FAST_FAMILIES = ("StraightThrough", "Rectangle", "Sigmoid", "FastSigmoid", "SoftSign",
+                        "ATan", "Triangle")
+NUMBA_SLOW_FAMILY_MAX_NEURONS = 2048
+
+
 def _numba_lif_supports(x, relaxed=False, surrogate=None, **kw) -> bool:
     import torch
 
     if surrogate is not None and not _builtin_family(surrogate):
         return False  # "auto" takes torch quietly (see _triton_lif_supports)
+    if (surrogate is not None and type(surrogate).__name__ not in _NUMBA_FAST_FAMILIES
+            and x[0].numel() > NUMBA_SLOW_FAMILY_MAX_NEURONS):
+        return False
     return (not relaxed and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and _numba_auto_size(x) and numba_available())
 

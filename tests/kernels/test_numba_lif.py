@@ -192,3 +192,15 @@ def test_default_auto_rule_covers_every_size_from_two_steps():
         assert kernels._numba_auto_size(torch.empty(T, n)) is want, (T, n)
     assert kernels._numba_li_auto_size(torch.empty(100, 24576)) is False
     assert kernels._numba_li_auto_size(torch.empty(100, 512)) is True
+
+
+def test_auto_keeps_slow_families_on_small_layers():
+    """Families without a vectorised numba backward go to numba only for small layers."""
+    from surrogate_nets import kernels
+    from surrogate_nets.kernels import numba_lif_fast
+
+    assert set(kernels._NUMBA_FAST_FAMILIES) == {c.__name__ for c in numba_lif_fast.FAST_CODES}
+    big, small = torch.empty(10, kernels.NUMBA_SLOW_FAMILY_MAX_NEURONS + 1), torch.empty(10, 64)
+    assert kernels._numba_lif_supports(big, surrogate=S.get("atan"))
+    assert not kernels._numba_lif_supports(big, surrogate=S.get("gaussian"))
+    assert kernels._numba_lif_supports(small, surrogate=S.get("gaussian"))
