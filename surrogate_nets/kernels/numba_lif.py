@@ -24,6 +24,7 @@ whose per-family helpers spell out the formulas of :mod:`surrogate_nets.surrogat
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -257,14 +258,20 @@ def _per_neuron(p: torch.Tensor, shape, n: int, dtype: torch.dtype) -> torch.Ten
 
 
 _POOL = {}
+_CHUNKS_PER_THREAD = 4
 
 
 def _run(kernel, args, n: int) -> None:
-    """Run ``kernel(*args, lo, hi)`` over ``[0, n)``: in one call, or split over
-    ``torch.get_num_threads()`` threads (the kernels release the GIL) when ``n`` is large.
+    """Run ``kernel(*args, lo, hi)`` over ``[0, n)``: in one call, or, when ``n`` is large, over
+    chunks shared by the calling thread and ``torch.get_num_threads() - 1`` helper threads (the
+    kernels release the GIL; every neuron is independent, so the result does not depend on the
+    split).
 
-    Plain threads instead of numba's parallel layer: that layer was measured 5-10x slower on
-    freshly allocated outputs (page faults taken in its worker threads).
+    The calling thread works too and every thread takes the next chunk when it is done (dynamic
+    scheduling): on shared cores a helper that is not scheduled for a while delays nothing, where
+    a static half-half split waited for it (and woke one more thread). Plain threads instead of
+    numba's parallel layer: that layer was measured 5-10x slower on freshly allocated outputs
+    (page faults taken in its worker threads).
     """
     workers = min(torch.get_num_threads(), n // _MIN_PER_THREAD)
     if workers <= 1:
@@ -272,12 +279,25 @@ def _run(kernel, args, n: int) -> None:
         return
     pool = _POOL.get(workers)
     if pool is None:
-        pool = _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="surrogate_nets")
-    step = -(-n // workers)
+        pool = _POOL[workers] = ThreadPoolExecutor(workers - 1, thread_name_prefix="surrogate_nets")
+    step = -(-n // (workers * _CHUNKS_PER_THREAD))
     step = -(-step // _BLOCK) * _BLOCK
-    futs = [pool.submit(kernel, *args, lo, min(n, lo + step)) for lo in range(0, n, step)]
-    for f in futs:
-        f.result()
+    chunks = deque(range(0, n, step))
+
+    def work():
+        while True:
+            try:
+                lo = chunks.popleft()
+            except IndexError:
+                return
+            kernel(*args, lo, min(n, lo + step))
+
+    futs = [pool.submit(work) for _ in range(workers - 1)]
+    try:
+        work()
+    finally:
+        for f in futs:
+            f.result()
 
 
 class NumbaLIFScan(torch.autograd.Function):
