@@ -9,9 +9,12 @@ accumulating the parameter gradients per neuron. The torch backend instead runs 
 passes per step, each dispatched from Python.
 
 float32 inputs: the forward recurrence runs in float32 exactly as the torch backend does (same
-operations, no fused multiply-add), so spikes are identical; the surrogate terms of this
-module's general backward are evaluated in float64 and rounded when stored. float64 runs in
-float64. Binary spikes (``levels=1``, the common case) go to the specialised one-pass kernels of
+operations, no fused multiply-add), so spikes are identical. This module's general backward
+keeps its working set and arithmetic in the input dtype (typed constants); only the surrogate
+terms of :mod:`.numba_surrogates` are evaluated in float64 and rounded when stored (measured
+gradient error vs a float64 run, T=50 B=8 N=256: 3-4e-7 relative, the torch backend's float32
+3e-7; 1.5-2x faster than the float64 working set it had before). float64 runs in float64.
+Binary spikes (``levels=1``, the common case) go to the specialised kernels of
 :mod:`.numba_lif_fast` instead (forward always; backward when only ``dL/ds`` / ``dL/dv_T`` flow
 in, alpha is fixed and the family has a fast form), which compute in the input dtype.
 
@@ -105,28 +108,31 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
     T = h_in.shape[0]
     for j0 in range(lo, hi, _BLOCK):
         m = min(hi, j0 + _BLOCK) - j0
-        # per-block working set (float64), reused for every step: stays in L1
-        gv = np.zeros(m)
-        hb = np.empty(m)
-        thb = np.empty(m)
-        ab = np.empty(m)
-        bb = np.empty(m)
-        z = np.empty(m)
-        d = np.empty(m)
-        r = np.empty(m)
-        G = np.zeros(m)
-        G1 = np.zeros(m)
-        sig = np.empty(m)
-        kap = np.empty(m)
-        sig1 = np.empty(m)
-        rho = np.empty(m)
-        rho1 = np.empty(m)
-        cnt = np.empty(m)
-        gh = np.empty(m)
-        gxb = np.empty(m)  # dL/dx of step t + 1, stored after step t's loads (4K aliasing)
-        acc_b = np.zeros(m)
-        acc_th = np.zeros(m)
-        acc_a = np.zeros(m)
+        # per-block working set in the input dtype, reused for every step: stays in L1
+        dt = h_in.dtype
+        one = ks[0]  # ks = 1..levels in the input dtype: typed constants (a Python float
+        zero = one - one  # literal would promote the arithmetic to float64)
+        gv = np.zeros(m, dt)
+        hb = np.empty(m, dt)
+        thb = np.empty(m, dt)
+        ab = np.empty(m, dt)
+        bb = np.empty(m, dt)
+        z = np.empty(m, dt)
+        d = np.empty(m, dt)
+        r = np.empty(m, dt)
+        G = np.zeros(m, dt)
+        G1 = np.zeros(m, dt)
+        sig = np.empty(m, dt)
+        kap = np.empty(m, dt)
+        sig1 = np.empty(m, dt)
+        rho = np.empty(m, dt)
+        rho1 = np.empty(m, dt)
+        cnt = np.empty(m, dt)
+        gh = np.empty(m, dt)
+        gxb = np.empty(m, dt)  # dL/dx of step t + 1, stored after step t's loads (4K aliasing)
+        acc_b = np.zeros(m, dt)
+        acc_th = np.zeros(m, dt)
+        acc_a = np.zeros(m, dt)
         for i in range(m):
             thb[i] = th[j0 + i]
             ab[i] = al[j0 + i]
@@ -150,7 +156,7 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
                     G1[i] = -hb[i] * gv[i]
             # surrogate sums over the level boundaries z_k = h - k theta
             for k in range(levels):
-                kf = float(ks[k])
+                kf = ks[k]
                 for i in range(m):
                     z[i] = hb[i] - thb[i] * kf
                 _sur_vec(code, False, z, ab, d, m)
@@ -159,12 +165,12 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
                         sig[i] = d[i]
                         kap[i] = d[i]
                         sig1[i] = d[i]
-                        cnt[i] = 1.0 if z[i] >= 0.0 else 0.0
+                        cnt[i] = one if z[i] >= zero else zero
                 else:
                     for i in range(m):
                         sig[i] += d[i]
-                        kap[i] += (k + 1) * d[i]
-                        cnt[i] += 1.0 if z[i] >= 0.0 else 0.0
+                        kap[i] += kf * d[i]
+                        cnt[i] += one if z[i] >= zero else zero
                 if need_a:
                     _sur_vec(code, True, z, ab, r, m)
                     if k == 0:
@@ -176,7 +182,7 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
                             rho[i] += r[i]
             if reset == 1:
                 for i in range(m):
-                    keep = 1.0 if hb[i] - thb[i] < 0.0 else 0.0
+                    keep = one if hb[i] - thb[i] < zero else zero
                     gh[i] = gv[i] * keep + G[i] * sig[i] + G1[i] * sig1[i]
             else:
                 for i in range(m):
@@ -196,15 +202,15 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
             if need_b:
                 if t > 0:
                     for i in range(m):
-                        hp = float(h_in[t - 1, j0 + i])
+                        hp = h_in[t - 1, j0 + i]
                         tp = thb[i]
                         if reset == 0:
-                            cp = 0.0
+                            cp = zero
                             for k in range(levels):
-                                cp += 1.0 if hp - tp * float(ks[k]) >= 0.0 else 0.0
+                                cp += one if hp - tp * ks[k] >= zero else zero
                             vp = hp - cp * tp
                         elif reset == 1:
-                            vp = hp if hp - tp < 0.0 else 0.0
+                            vp = hp if hp - tp < zero else zero
                         else:
                             vp = hp
                         acc_b[i] += gh[i] * vp
@@ -216,7 +222,7 @@ def _bwd(h_in, x, gs, gh_in, gv_in, v0, b, th, al, ks, code, reset, decay, level
                         acc_b[i] -= gh[i] * x[t, j0 + i]
             if decay:
                 for i in range(m):
-                    gxb[i] = (1.0 - bb[i]) * gh[i]
+                    gxb[i] = (one - bb[i]) * gh[i]
             else:
                 for i in range(m):
                     gxb[i] = gh[i]
