@@ -13,7 +13,7 @@ operations, no fused multiply-add), so spikes are identical. This module's gener
 keeps its working set and arithmetic in the input dtype (typed constants); only the surrogate
 terms of :mod:`.numba_surrogates` are evaluated in float64 and rounded when stored (measured
 gradient error vs a float64 run, T=50 B=8 N=256: 3-4e-7 relative, the torch backend's float32
-3e-7; 1.5-2x faster than the float64 working set it had before). float64 runs in float64.
+3e-7; 1.2-2x faster than the float64 working set it had before). float64 runs in float64.
 Binary spikes (``levels=1``, the common case) go to the specialised kernels of
 :mod:`.numba_lif_fast` instead (forward always; backward when only ``dL/ds`` / ``dL/dv_T`` flow
 in, alpha is fixed and the family has a fast form), which compute in the input dtype.
