@@ -36,7 +36,8 @@ from numba import njit
 
 from . import cpu_pool
 from . import numba_lif_fast as _fast
-from ._common import expand_param, scaled_alpha
+from ._common import cb as _cb
+from ._common import per_neuron, scaled_alpha
 # the surrogate terms live in numba_surrogates; every name stays importable from here
 from .numba_surrogates import (  # noqa: F401
     _HALF_PI, _INV_SQRT_2PI, _INV_SQRT_PI, NUMBA_CODES, _atan_d, _atan_da, _dspike_d, _dspike_da,
@@ -243,26 +244,6 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-def _cb(beta: torch.Tensor, decay_input: bool) -> np.ndarray:
-    """The input factor ``1 - beta`` (decay_input) or ones, per neuron, in numpy: the same
-    float operation as torch's, in the calling thread (no OpenMP fork for large layers)."""
-    b = _np(beta)
-    return (1 - b) if decay_input else np.ones_like(b)
-
-
-def _per_neuron(p: torch.Tensor, shape, n: int, dtype: torch.dtype) -> torch.Tensor:
-    """A parameter as a contiguous ``[n]`` tensor of ``dtype``. Differentiable parameters are
-    expanded in torch (autograd reduces their gradient back to ``p``'s shape); the others are
-    built in numpy, in the calling thread (torch's OpenMP-parallel fill/copy of a large layer
-    was measured to take milliseconds on shared cores)."""
-    if p.requires_grad:
-        return expand_param(p, shape, dtype).view(n)
-    a = p.detach().to(dtype)
-    if a.numel() == 1:
-        return torch.from_numpy(np.full(n, a.item(), dtype=a.numpy().dtype))
-    return torch.from_numpy(np.ascontiguousarray(np.broadcast_to(a.numpy(), tuple(shape))).reshape(n))
-
-
 _POOL = {}
 _CHUNKS_PER_THREAD = 4
 
@@ -308,10 +289,15 @@ def _run(kernel, args, n: int) -> None:
 
 class NumbaLIFScan(torch.autograd.Function):
     """``forward(x [T, n], v0, beta, threshold, alpha (all [n], x's dtype), code, reset, detach,
-    decay, levels) -> (s, h, v)``; contiguous inputs only (see :func:`numba_lif_scan`)."""
+    decay, levels, consts, save_dtype) -> (s, h, v)``; contiguous inputs only (see
+    :func:`numba_lif_scan`). ``consts``: for beta / threshold / alpha, the value when the ``[n]``
+    tensor is one constant (rebuilt in the backward instead of saved), else ``None``.
+    ``save_dtype``: save ``h - theta`` in that dtype instead of ``h`` (as
+    :class:`~surrogate_nets.functional.lif_low_mem.LIFScanLowMemFunction`), or ``None``."""
 
     @staticmethod
-    def forward(ctx, x, v0, beta, threshold, alpha, code, reset, detach_reset, decay_input, levels):
+    def forward(ctx, x, v0, beta, threshold, alpha, code, reset, detach_reset, decay_input, levels,
+                consts, save_dtype):
         ctx.set_materialize_grads(False)
         T, n = x.shape
         # large outputs from the recycled, huge-page-backed pool (cpu_pool: no page faults)
@@ -325,26 +311,37 @@ class NumbaLIFScan(torch.autograd.Function):
             ks = torch.arange(1, levels + 1, dtype=x.dtype)
             _run(_fwd, (_np(x), _np(v0), _np(beta), _cb(beta, True), _np(threshold), _np(ks), reset,
                         decay_input, levels, _np(s), _np(h), _np(v)), n)
-        ctx.cfg = (code, reset, detach_reset, decay_input, levels)
-        save_x = decay_input and ctx.needs_input_grad[2]
-        ctx.save_for_backward(h, x if save_x else None, v0, beta, threshold, alpha)
+        ctx.cfg = (code, reset, detach_reset, decay_input, levels, consts, save_dtype, n, x.dtype)
+        need_b = ctx.needs_input_grad[2]
+        # saved: the membrane (or its narrow distance to threshold), x and v0 only for the beta
+        # gradient, the per-neuron parameters only when they are not one constant
+        hs = h if save_dtype is None else (h - threshold).to(save_dtype)
+        ctx.save_for_backward(hs, x if decay_input and need_b else None, v0 if need_b else None,
+                              *(p if c is None else None
+                                for p, c in zip((beta, threshold, alpha), consts)))
         return s, h, v
 
     @staticmethod
     def backward(ctx, g_s, g_h, g_v):
-        h, x, v0, beta, threshold, alpha = ctx.saved_tensors
-        code, reset, detach_reset, decay_input, levels = ctx.cfg
+        h, x, v0, *params = ctx.saved_tensors
+        code, reset, detach_reset, decay_input, levels, consts, save_dtype, n, dt = ctx.cfg
         need_x, need_v0, need_b, need_th, need_a = ctx.needs_input_grad[:5]
         if not (need_x or need_v0 or need_b or need_th or need_a):
-            return (None,) * 10
-        n = h.shape[1]
-        gx = cpu_pool.empty(h.shape, h.dtype)
-        gv0 = torch.empty_like(v0)
-        gb = torch.empty(n if need_b else 0, dtype=h.dtype)
-        gth = torch.empty(n if need_th else 0, dtype=h.dtype)
-        ga = torch.empty(n if need_a else 0, dtype=h.dtype)
-        dummy = torch.zeros(1, 1, dtype=h.dtype)  # C-contiguous: one compiled signature
+            return (None,) * 12
+        npdt = np.float32 if dt == torch.float32 else np.float64  # numpy: no OpenMP fill
+        beta, threshold, alpha = (p if c is None else torch.from_numpy(np.full(n, c, dtype=npdt))
+                                  for p, c in zip(params, consts))
+        if save_dtype is not None:  # h = D + theta in the input dtype, as the torch low-mem scan
+            h = h.to(dt).add_(threshold)
+        gx = cpu_pool.empty(h.shape, dt)
+        gv0 = torch.empty(n, dtype=dt)
+        v0 = v0 if v0 is not None else gv0  # read only for the beta gradient
+        gb = torch.empty(n if need_b else 0, dtype=dt)
+        gth = torch.empty(n if need_th else 0, dtype=dt)
+        ga = torch.empty(n if need_a else 0, dtype=dt)
+        dummy = torch.zeros(1, 1, dtype=dt)  # C-contiguous: one compiled signature
         nd = (not detach_reset) and reset != 2
+        gv_in = g_v.contiguous() if g_v is not None else v0
         if (levels == 1 and g_s is not None and g_h is None and not need_a
                 and code in _fast.FAST_CODES.values()):  # the common case (numba_lif_fast)
             xx = x if (x is not None and decay_input) else h  # read only times 0 without decay
@@ -352,29 +349,26 @@ class NumbaLIFScan(torch.autograd.Function):
             # numpy copies (one thread): torch's would be OpenMP-parallel for large layers,
             # measured to cost milliseconds when the cores are shared
             gs_ = np.ascontiguousarray(_np(g_s[:1] if shared else g_s))
-            _run(_fast.bwd1, (_np(h), gs_, 0 if shared else 1,
-                 _np(g_v.contiguous() if g_v is not None else v0), _np(v0), _np(xx), _np(beta),
-                 _cb(beta, decay_input), _np(threshold), _np(alpha),
-                 _np(_fast.constants(h.dtype)), code, reset, nd, g_v is not None, bool(need_b), bool(need_th), bool(decay_input), _np(gx),
-                 _np(gv0), _np(gb), _np(gth)), n)
-            return (gx if need_x else None, gv0 if need_v0 else None, gb if need_b else None,
-                    gth if need_th else None, None, None, None, None, None, None)
-        ks = torch.arange(1, levels + 1, dtype=h.dtype)
-        nd = (not detach_reset) and reset != 2
-        _run(_bwd, (_np(h), _np(x if x is not None else dummy),
-             _np(g_s.contiguous() if g_s is not None else dummy),
-             _np(g_h.contiguous() if g_h is not None else dummy),
-             _np(g_v.contiguous() if g_v is not None else v0), _np(v0), _np(beta), _np(threshold),
-             _np(alpha), _np(ks), code, reset, decay_input, levels, nd, g_s is not None,
-             g_h is not None, g_v is not None, bool(need_b), bool(need_th), bool(need_a),
-             _np(gx), _np(gv0), _np(gb), _np(gth), _np(ga)), n)
+            _run(_fast.bwd1, (_np(h), gs_, 0 if shared else 1, _np(gv_in), _np(v0), _np(xx),
+                 _np(beta), _cb(beta, decay_input), _np(threshold), _np(alpha),
+                 _np(_fast.constants(dt)), code, reset, nd, g_v is not None, bool(need_b),
+                 bool(need_th), bool(decay_input), _np(gx), _np(gv0), _np(gb), _np(gth)), n)
+        else:
+            ks = torch.arange(1, levels + 1, dtype=dt)
+            _run(_bwd, (_np(h), _np(x if x is not None else dummy),
+                 _np(g_s.contiguous() if g_s is not None else dummy),
+                 _np(g_h.contiguous() if g_h is not None else dummy), _np(gv_in), _np(v0),
+                 _np(beta), _np(threshold), _np(alpha), _np(ks), code, reset, decay_input, levels,
+                 nd, g_s is not None, g_h is not None, g_v is not None, bool(need_b),
+                 bool(need_th), bool(need_a), _np(gx), _np(gv0), _np(gb), _np(gth), _np(ga)), n)
         return (gx if need_x else None, gv0 if need_v0 else None, gb if need_b else None,
-                gth if need_th else None, ga if need_a else None, None, None, None, None, None)
+                gth if need_th else None, ga if need_a else None) + (None,) * 7
 
 
 def numba_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
-                   levels, relaxed):
-    """``lif_scan`` backend ``"numba"`` (CPU, float32/float64, built-in surrogate families)."""
+                   levels, relaxed, save_dtype=None):
+    """``lif_scan`` backend ``"numba"`` (CPU, float32/float64, built-in surrogate families);
+    ``save_dtype`` (bfloat16 / float16): the reduced-memory backward of ``lif_scan``."""
     from ..functional.lif import LIFScanResult
 
     if relaxed:
@@ -384,9 +378,9 @@ def numba_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset
     n = x[0].numel()
     dt = x.dtype
     alpha = scaled_alpha(alpha, surrogate, x.numel())  # "auto": the whole sequence
+    (b, cb_), (th, cth), (al, ca) = (per_neuron(p, shape, n, dt) for p in (beta, threshold, alpha))
     s, h, v = NumbaLIFScan.apply(
-        x.contiguous().view(T, n), v0.to(dt).contiguous().view(n),
-        _per_neuron(beta, shape, n, dt), _per_neuron(threshold, shape, n, dt),
-        _per_neuron(alpha, shape, n, dt), NUMBA_CODES[type(surrogate)],
-        _RESET_CODE[reset], bool(detach_reset), bool(decay_input), int(levels))
+        x.contiguous().view(T, n), v0.to(dt).contiguous().view(n), b, th, al,
+        NUMBA_CODES[type(surrogate)], _RESET_CODE[reset], bool(detach_reset), bool(decay_input),
+        int(levels), (cb_, cth, ca), save_dtype)
     return LIFScanResult(s.view(x.shape), h.view(x.shape), v.view(shape).to(v0.dtype))
