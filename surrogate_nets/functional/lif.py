@@ -362,7 +362,7 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
         save_dtype: opt-in reduced-memory backward: ``torch.bfloat16`` or ``torch.float16``
             saves the distance to threshold ``h - theta`` in that dtype instead of ``h``
             (:class:`LIFScanLowMemFunction`; half the saved bytes of a float32 scan). The forward is
-            unchanged and runs the torch backend (``backend`` must be ``"auto"`` or ``"torch"``);
+            unchanged; ``backend``: ``"auto"``, ``"torch"`` or ``"numba"`` (the same narrow save);
             gradients differ by rounding: measured relative error ~1e-3 (bfloat16) and ~1e-4
             (float16) of the input gradient (``tests/functional/test_lif_low_mem.py``).
             ``None`` (default): save ``h`` in the input dtype.
@@ -381,9 +381,9 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
     _bk.check_backend("lif", backend)
     if save_dtype is not None:
         _check_save_dtype(save_dtype, backend)
-        from .lif_low_mem import _scan_torch_low_mem
+        from .lif_low_mem import scan_low_mem
 
-        return _scan_torch_low_mem(save_dtype, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
+        return scan_low_mem(save_dtype, backend, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
     return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
 
 
@@ -394,19 +394,23 @@ SAVE_DTYPES = (torch.bfloat16, torch.float16)
 def _check_save_dtype(save_dtype, backend):
     if save_dtype not in SAVE_DTYPES:
         raise ValueError(f"save_dtype must be None, torch.bfloat16 or torch.float16, got {save_dtype!r}")
-    if backend not in ("auto", "torch"):
-        raise ValueError(f"save_dtype={save_dtype} runs the torch backend: backend must be 'auto' or "
-                         f"'torch', got {backend!r}")
+    from .lif_low_mem import LOW_MEM_BACKENDS
+
+    ok = ["auto", "torch", *LOW_MEM_BACKENDS]
+    if backend not in ok:
+        raise ValueError(f"save_dtype={save_dtype} runs on the backends {ok}: backend must be one "
+                         f"of them, got {backend!r}")
 
 
 def _lif_scan_unchecked(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
                         levels, backend="auto", save_dtype=None) -> LIFScanResult:
     """:func:`lif_scan` without argument checks (modules validate once at construction)."""
     if save_dtype is not None:
-        from .lif_low_mem import _scan_torch_low_mem
+        from .lif_low_mem import scan_low_mem
 
-        return _scan_torch_low_mem(save_dtype, x, v0, beta, threshold, alpha, surrogate, reset,
-                                   detach_reset, decay_input, levels, False)
+        return scan_low_mem(save_dtype, backend, x=x, v0=v0, beta=beta, threshold=threshold,
+                            alpha=alpha, surrogate=surrogate, reset=reset, detach_reset=detach_reset,
+                            decay_input=decay_input, levels=levels, relaxed=False)
     return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta, threshold=threshold, alpha=alpha,
                         surrogate=surrogate, reset=reset, detach_reset=detach_reset,
                         decay_input=decay_input, levels=levels, relaxed=False)

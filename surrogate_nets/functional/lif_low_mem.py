@@ -56,3 +56,17 @@ def _scan_torch_low_mem(save_dtype, x, v0, beta, threshold, alpha, surrogate, re
     s, h, v = LIFScanLowMemFunction.apply(x, v0, beta, threshold, alpha, surrogate, reset,
                                           detach_reset, decay_input, levels, relaxed, save_dtype)
     return LIFScanResult(s, h, v)
+
+
+#: fused backends of the reduced-memory scan, ``name -> (fn(save_dtype, **kw), supports(**kw))``
+#: with the keywords of op ``"lif"``; registered by :mod:`surrogate_nets.kernels` (``"numba"``).
+LOW_MEM_BACKENDS: dict = {}
+
+
+def scan_low_mem(save_dtype, backend, **kw):
+    """The reduced-memory scan on ``backend`` (``"auto"``: the first fused backend whose
+    ``supports`` accepts, else the torch :class:`LIFScanLowMemFunction`)."""
+    for name, (fn, supports) in LOW_MEM_BACKENDS.items():
+        if backend == name or (backend == "auto" and supports(**kw)):
+            return fn(save_dtype, **kw)
+    return _scan_torch_low_mem(save_dtype, **kw)

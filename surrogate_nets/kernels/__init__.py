@@ -34,6 +34,7 @@ import warnings
 
 from ..functional.backends import register_backend
 from ..functional.lif import _scan_torch, register_lif_backend
+from ..functional.lif_low_mem import LOW_MEM_BACKENDS as _LOW_MEM_BACKENDS
 
 __all__ = ["triton_available", "numba_available", "allow_triton_on_cpu", "has_kernel_form"]
 
@@ -232,6 +233,23 @@ def _numba_lif_supports(x, relaxed=False, surrogate=None, **kw) -> bool:
 
 register_lif_backend("triton", _triton_lif, supports=_triton_lif_supports, auto=True)
 register_lif_backend("numba", _numba_lif, supports=_numba_lif_supports, auto=True)
+
+
+def _numba_lif_low_mem(save_dtype, **kw):
+    """``lif_scan(save_dtype=...)`` on the numba kernels (same narrow save as the torch one)."""
+    x = kw["x"]
+    if x.device.type != "cpu":
+        raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
+    from ..functional.lif_low_mem import _scan_torch_low_mem
+
+    if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
+        return _scan_torch_low_mem(save_dtype, **kw)
+    from .numba_lif import numba_lif_scan
+
+    return numba_lif_scan(**kw, save_dtype=save_dtype)
+
+
+_LOW_MEM_BACKENDS["numba"] = (_numba_lif_low_mem, _numba_lif_supports)
 
 
 # ------------------------------------------------------------------------------------- li
