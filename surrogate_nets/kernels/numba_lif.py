@@ -315,7 +315,12 @@ class NumbaLIFScan(torch.autograd.Function):
         need_b = ctx.needs_input_grad[2]
         # saved: the membrane (or its narrow distance to threshold), x and v0 only for the beta
         # gradient, the per-neuron parameters only when they are not one constant
-        hs = h if save_dtype is None else (h - threshold).to(save_dtype)
+        if save_dtype == torch.bfloat16 and x.dtype == torch.float32:  # fused conversion
+            hs = cpu_pool.empty(x.shape, torch.int16)
+            _run(_fast.to_bf16, (_np(h), _np(threshold), _np(hs)), n)
+            hs = hs.view(torch.bfloat16)
+        else:
+            hs = h if save_dtype is None else (h - threshold).to(save_dtype)
         ctx.save_for_backward(hs, x if decay_input and need_b else None, v0 if need_b else None,
                               *(p if c is None else None
                                 for p, c in zip((beta, threshold, alpha), consts)))
@@ -331,7 +336,11 @@ class NumbaLIFScan(torch.autograd.Function):
         npdt = np.float32 if dt == torch.float32 else np.float64  # numpy: no OpenMP fill
         beta, threshold, alpha = (p if c is None else torch.from_numpy(np.full(n, c, dtype=npdt))
                                   for p, c in zip(params, consts))
-        if save_dtype is not None:  # h = D + theta in the input dtype, as the torch low-mem scan
+        if save_dtype == torch.bfloat16 and dt == torch.float32:  # fused: D + theta
+            hf = cpu_pool.empty(h.shape, dt)
+            _run(_fast.from_bf16, (_np(h.view(torch.int16)), _np(threshold), _np(hf)), n)
+            h = hf
+        elif save_dtype is not None:  # h = D + theta in the input dtype, as the torch low-mem scan
             h = h.to(dt).add_(threshold)
         gx = cpu_pool.empty(h.shape, dt)
         gv0 = torch.empty(n, dtype=dt)

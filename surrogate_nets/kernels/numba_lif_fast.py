@@ -226,3 +226,44 @@ def bwd1(h_in, gs, gts, gv_in, v0, x, b, cb, th, al, cst, code, reset, nd, has_g
     """
     _BWD[code](h_in, gs, gts, gv_in, v0, x, b, cb, th, al, cst, reset, nd, has_gv, need_b, need_th,
                decay, gx, gv0, gb, gth, lo, hi)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def to_bf16(h, th, out, lo, hi):
+    """``out[t, i]`` = the bfloat16 bits (int16) of ``h[t, i] - th[i]`` (float32), rounded to
+    nearest even as torch converts (NaN -> 0x7FC0; torch may keep another NaN payload);
+    neurons ``[lo, hi)``. Unsigned 32-bit arithmetic and indices (see fwd1): the loops vectorise."""
+    T = h.shape[0]
+    ulo = np.uint64(lo)
+    um = np.uint64(hi - lo)
+    d = np.empty(hi - lo, h.dtype)
+    du = d.view(np.uint32)
+    one, sixteen, bias, qnan = np.uint32(1), np.uint32(16), np.uint32(0x7FFF), np.uint32(0x7FC0)
+    for t in range(T):
+        ht = h[t]
+        ot = out[t]
+        for i in range(um):
+            d[i] = ht[ulo + i] - th[ulo + i]
+        for i in range(um):
+            u = du[i]
+            r = (u + (((u >> sixteen) & one) + bias)) >> sixteen
+            ot[ulo + i] = np.int16(qnan if d[i] != d[i] else r)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def from_bf16(dq, th, out, lo, hi):
+    """``out[t, i] = float32(dq[t, i]) + th[i]`` for bfloat16 bits ``dq`` (int16): the membrane
+    rebuilt from the narrow distance to threshold, as ``D.to(float32) + threshold``."""
+    T = dq.shape[0]
+    ulo = np.uint64(lo)
+    um = np.uint64(hi - lo)
+    d = np.empty(hi - lo, out.dtype)
+    du = d.view(np.uint32)
+    sixteen = np.uint32(16)
+    for t in range(T):
+        qt = dq[t].view(np.uint16)
+        ot = out[t]
+        for i in range(um):
+            du[i] = np.uint32(qt[ulo + i]) << sixteen
+        for i in range(um):
+            ot[ulo + i] = d[i] + th[ulo + i]

@@ -124,3 +124,20 @@ def test_fast_kernels_split_over_threads(monkeypatch):
     assert torch.equal(outs[0][0], outs[1][0])
     for a, b in zip(outs[0][1], outs[1][1]):
         assert torch.equal(a, b)
+
+
+def test_bf16_conversions_are_torchs():
+    """The fused narrow save (save_dtype=bfloat16, float32): the same bits as
+    ``(h - theta).to(torch.bfloat16)`` and the same membrane as ``D.float() + theta``."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(5, 700, generator=g) * 3
+    h[0, :6] = torch.tensor([float("inf"), -float("inf"), 1e38, -0.0, 3.0e-39, 1.0 + 2 ** -8])
+    th = torch.rand(700, generator=g) + 0.5
+    th[5] = 0.0
+    q = torch.empty(5, 700, dtype=torch.int16)
+    numba_lif_fast.to_bf16(h.numpy(), th.numpy(), q.numpy(), 0, 700)
+    ref = (h - th).to(torch.bfloat16)
+    assert torch.equal(q, ref.view(torch.int16))
+    back = torch.empty(5, 700)
+    numba_lif_fast.from_bf16(q.numpy(), th.numpy(), back.numpy(), 0, 700)
+    assert torch.equal(back, ref.float() + th)
