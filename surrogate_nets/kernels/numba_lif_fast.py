@@ -27,7 +27,9 @@ import math
 
 import numpy as np
 import torch
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core.extending import intrinsic, overload
 
 from ..surrogate import families as fam
 
@@ -47,6 +49,51 @@ def constants(dtype: torch.dtype) -> torch.Tensor:
     return c
 
 
+@intrinsic
+def _f32_from_bits(typingctx, i):
+    """The float32 whose bits are the low 32 bits of the integer ``i`` (a bit cast)."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = args[0]
+        if v.type.width != 32:
+            v = builder.trunc(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
+
+    return types.float32(i), codegen
+
+
+def _exp(x):  # pragma: no cover - replaced by the overload inside numba
+    return np.exp(x)
+
+
+@overload(_exp, inline="always")
+def _exp_impl(x):
+    """``exp``: for float32 a branch-free polynomial that vectorises (numba's float32 ``np.exp``
+    is a scalar libm call: the sigmoid backward was 3x slower than atan's). Range reduction
+    ``x = n ln2 + r`` (two-part ln2) and Cephes' degree-6 expf polynomial, ``2^n`` built in the
+    exponent bits; relative error ~1e-7 (a few float32 ulp; torch's vectorised exp is also an
+    approximation). ``x`` is clamped to [-87.3, 88]: exp underflows to ~1e-38 there instead of 0 and
+    overflows to 1.7e38 instead of inf, which moves sigmoid(z) by < 1e-37. float64: ``np.exp``."""
+    if x != types.float32:
+        return lambda x: np.exp(x)
+
+    def impl(x):
+        x = min(max(x, np.float32(-87.3)), np.float32(88.0))
+        fx = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
+        r = x - fx * np.float32(0.693359375) - fx * np.float32(-2.12194440e-4)
+        y = np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)
+        y = y * r + np.float32(8.3334519073e-3)
+        y = y * r + np.float32(4.1665795894e-2)
+        y = y * r + np.float32(1.6666665459e-1)
+        y = y * r + np.float32(5.0000001201e-1)
+        y = y * (r * r) + r + np.float32(1.0)
+        return y * _f32_from_bits((np.int64(fx) + 127) << 23)
+
+    return impl
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def _d(code, z, a, c0, c05, c1, chpi):
     """Surrogate derivative of family ``code`` at ``z`` with sharpness ``a`` (input dtype)."""
@@ -54,7 +101,7 @@ def _d(code, z, a, c0, c05, c1, chpi):
         u = chpi * a * z
         return c05 * a / (c1 + u * u)
     if code == 1:  # Sigmoid
-        s = c1 / (c1 + np.exp(-a * z))
+        s = c1 / (c1 + _exp(-a * z))
         return a * s * (c1 - s)
     if code == 2:  # FastSigmoid / SoftSign
         q = c1 + abs(a * z)
