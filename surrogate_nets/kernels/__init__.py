@@ -209,13 +209,13 @@ def _numba_li_auto_size(x) -> bool:
 
 
 #: families with a vectorised numba backward (``numba_lif_fast.FAST_CODES``; named here so that
-#: ``supports`` imports no numba). The others (Gaussian, Erf, Exponential, DSpike) evaluate exp /
-#: tanh per element in float64 and lose to torch on larger layers (T=100 fwd+bwd, one thread,
-#: numba / torch ms: 1024 neurons gaussian 0.83/3.06, dspike 2.47/4.44; 4096 gaussian 2.82/4.32,
-#: dspike 8.93/6.52; 16384 gaussian 12.6/10.2, erf 12.8/10.6, exponential 12.5/10.3, dspike
-#: 38.4/15.9), so ``auto`` takes numba for them only up to ``NUMBA_SLOW_FAMILY_MAX_NEURONS``.
+#: ``supports`` imports no numba). The other one, DSpike (tanh per element, float64), loses to
+#: torch on larger layers (T=100 fwd+bwd, one thread, numba / torch ms: 1024 neurons 2.47/4.44,
+#: 4096 8.93/6.52, 16384 38.4/15.9), so ``auto`` takes numba for it only up to
+#: ``NUMBA_SLOW_FAMILY_MAX_NEURONS``. (Gaussian, Erf and Exponential were in that case too, 0.8x
+#: torch at 16384 neurons, until they got vectorised forms with the float32 exp.)
 _NUMBA_FAST_FAMILIES = ("StraightThrough", "Rectangle", "Sigmoid", "FastSigmoid", "SoftSign",
-                        "ATan", "Triangle")
+                        "ATan", "Triangle", "Gaussian", "Erf", "Exponential")
 NUMBA_SLOW_FAMILY_MAX_NEURONS = 2048
 
 

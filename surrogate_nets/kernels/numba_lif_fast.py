@@ -34,7 +34,8 @@ from numba.core.extending import intrinsic, overload
 from ..surrogate import families as fam
 
 FAST_CODES = {fam.StraightThrough: 0, fam.Rectangle: 0, fam.Sigmoid: 1, fam.FastSigmoid: 2,
-              fam.SoftSign: 2, fam.ATan: 3, fam.Triangle: 4}
+              fam.SoftSign: 2, fam.ATan: 3, fam.Triangle: 4, fam.Gaussian: 5, fam.Erf: 6,
+              fam.Exponential: 7}
 """``{family class: code of _d}``: the families the fused backward evaluates inline."""
 
 
@@ -42,10 +43,12 @@ _CST: dict = {}
 
 
 def constants(dtype: torch.dtype) -> torch.Tensor:
-    """``cst`` of the kernels: ``[0, 1/2, 1, pi/2]`` in ``dtype`` (one read-only tensor per dtype)."""
+    """``cst`` of the kernels: ``[0, 1/2, 1, pi/2, sqrt(2 pi), sqrt(pi)]`` in ``dtype`` (one
+    read-only tensor per dtype)."""
     c = _CST.get(dtype)
     if c is None:
-        c = _CST[dtype] = torch.tensor([0.0, 0.5, 1.0, 0.5 * math.pi], dtype=dtype)
+        c = _CST[dtype] = torch.tensor([0.0, 0.5, 1.0, 0.5 * math.pi, math.sqrt(2 * math.pi),
+                                        math.sqrt(math.pi)], dtype=dtype)
     return c
 
 
@@ -95,10 +98,12 @@ def _exp_impl(x):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _d(code, z, a, c0, c05, c1, chpi):
-    """Surrogate derivative of family ``code`` at ``z`` with sharpness ``a`` (input dtype)."""
+def _d(code, z, a, c0, c05, c1, ck):
+    """Surrogate derivative of family ``code`` at ``z`` with sharpness ``a`` (input dtype), the
+    formulas of :mod:`surrogate_nets.surrogate.families`; ``ck`` is the family's constant
+    (``constants(dtype)[3]``, ``[4]``, ``[5]`` = pi/2, sqrt(2 pi), sqrt(pi))."""
     if code == 3:  # ATan
-        u = chpi * a * z
+        u = ck * a * z
         return c05 * a / (c1 + u * u)
     if code == 1:  # Sigmoid
         s = c1 / (c1 + _exp(-a * z))
@@ -109,6 +114,14 @@ def _d(code, z, a, c0, c05, c1, chpi):
     if code == 4:  # Triangle
         r = c1 - abs(a * z)
         return a * (r if r > c0 else c0)
+    if code == 5:  # Gaussian: a / sqrt(2 pi) exp(-u^2 / 2)
+        u = a * z
+        return a / ck * _exp(-(c05 * (u * u)))
+    if code == 6:  # Erf: a / sqrt(pi) exp(-u^2)
+        u = a * z
+        return a / ck * _exp(-(u * u))
+    if code == 7:  # Exponential: a / 2 exp(-|u|)
+        return c05 * a * _exp(-abs(a * z))
     u = a * z  # Rectangle / StraightThrough
     return a if (u >= -c05 and u < c05) else c0
 
@@ -165,6 +178,8 @@ def _make_bwd(code: int):
     written out in the kernel body: the same loop in an inlined helper was measured 2-3x slower
     (numba's inlining lost the vectorisation)."""
 
+    kidx = {5: 4, 6: 5}.get(code, 3)  # index of the family's constant in constants()
+
     @njit(cache=True, nogil=True, error_model="numpy")
     def kernel(h_in, gs, gts, gv_in, v0, x, b, cb, th, al, cst, reset, nd, has_gv, need_b,
                need_th, decay, gx, gv0, gb, gth, lo, hi):
@@ -172,7 +187,7 @@ def _make_bwd(code: int):
         c0 = cst[0]
         c05 = cst[1]
         c1 = cst[2]
-        chpi = cst[3]
+        chpi = cst[kidx]  # the family's constant (pi/2, sqrt(2 pi) or sqrt(pi))
         fsub = c1 if reset == 0 else c0
         fzero = c1 if reset == 1 else c0
         fnd = c1 if nd else c0

@@ -202,8 +202,9 @@ def test_auto_keeps_slow_families_on_small_layers():
     assert set(kernels._NUMBA_FAST_FAMILIES) == {c.__name__ for c in numba_lif_fast.FAST_CODES}
     big, small = torch.empty(10, kernels.NUMBA_SLOW_FAMILY_MAX_NEURONS + 1), torch.empty(10, 64)
     assert kernels._numba_lif_supports(big, surrogate=S.get("atan"))
-    assert not kernels._numba_lif_supports(big, surrogate=S.get("gaussian"))
-    assert kernels._numba_lif_supports(small, surrogate=S.get("gaussian"))
+    assert not kernels._numba_lif_supports(big, surrogate=S.get("dspike"))
+    assert kernels._numba_lif_supports(small, surrogate=S.get("dspike"))
+    assert kernels._numba_lif_supports(big, surrogate=S.get("gaussian"))
 
 
 def _saved_bytes(fn):
