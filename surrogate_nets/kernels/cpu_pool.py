@@ -41,7 +41,7 @@ _GRAIN = 1 << 21  # buffers are whole huge pages (2 MiB); a request takes the ne
 _NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16,
        torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64, torch.uint8: np.uint8, torch.int8: np.int8,
        torch.bool: np.bool_}
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # reentrant: a finaliser may run (GC) while it is held
 _FREE: dict = {}  # size in bytes -> list of free buffers (mmap objects)
 _STATE = {"cached": 0, "enabled": os.environ.get("SURROGATE_NETS_CPU_POOL", "1") != "0"}
 
