@@ -104,6 +104,8 @@ def check_choice(value, name: str, choices: Iterable[str]) -> str:
 
 def check_broadcast(small: torch.Tensor, name: str, target_shape, target_name: str = "input"):
     """Require ``small`` to broadcast to ``target_shape`` without enlarging it."""
+    if small.dim() == 0:  # a scalar always does (fast path: modules check every call)
+        return small
     try:
         out = torch.broadcast_shapes(tuple(small.shape), tuple(target_shape))
     except RuntimeError:

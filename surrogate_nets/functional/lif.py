@@ -363,7 +363,7 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
             saves the distance to threshold ``h - theta`` in that dtype instead of ``h``
             (:class:`LIFScanLowMemFunction`; half the saved bytes of a float32 scan). The forward is
             unchanged; it runs the ``"torch"`` backend or a fused one that supports it
-            (``"triton"``; ``"auto"`` takes it where it takes it for the plain scan);
+            (``"numba"``, ``"triton"``; ``"auto"`` picks as for the plain scan);
             gradients differ by rounding: measured relative error ~1e-3 (bfloat16) and ~1e-4
             (float16) of the input gradient (``tests/functional/test_lif_low_mem.py``).
             ``None`` (default): save ``h`` in the input dtype.

@@ -50,14 +50,26 @@ _STATE = {"triton_cpu": os.environ.get("SURROGATE_NETS_TRITON_CPU", "") == "1", 
 _ENABLED = {"numba": os.environ.get("SURROGATE_NETS_NO_NUMBA", "") != "1"}
 
 
+_FOUND: dict = {}
+
+
+def _found(name: str) -> bool:
+    """``importlib.util.find_spec(name) is not None``, looked up once per process (the lookup
+    walks sys.path: ~50 us, which the ``supports`` checks paid on every call)."""
+    r = _FOUND.get(name)
+    if r is None:
+        r = _FOUND[name] = importlib.util.find_spec(name) is not None
+    return r
+
+
 def triton_available() -> bool:
     """Whether triton can be imported (without importing it)."""
-    return importlib.util.find_spec("triton") is not None
+    return _found("triton")
 
 
 def numba_available() -> bool:
     """Whether numba can be imported (without importing it)."""
-    return _ENABLED["numba"] and importlib.util.find_spec("numba") is not None
+    return _ENABLED["numba"] and _found("numba")
 
 
 def triton_interpreting() -> bool:
@@ -152,20 +164,29 @@ def _numba_lif(**kw):
     return numba_lif_scan(**kw)
 
 
-#: ``backend="auto"`` picks numba (CPU, float32/float64) for small layers over enough steps, where
-#: the torch backend's per-step Python dispatch dominates: at most ``NUMBA_MAX_SMALL_NEURONS``
-#: neurons per step (``x[0].numel()``) and at least ``NUMBA_MIN_STEPS`` steps. Measured
-#: (benchmarks/RESULTS.md, 2 shared threads, fwd+bwd): T=100 B=16 N=256 numba 2.0 vs torch 4.1 ms,
-#: T=100 B=4 N=64 0.3 vs 3.0 ms, T=8 B=16 N=256 0.3 vs 0.5 ms; T=100 B=32 N=512 (16k neurons)
-#: 7.9 vs 7.4 ms in a quiet moment, 15.6 vs 23.4 and 16.3 vs 20.3 ms under load.
-NUMBA_MAX_SMALL_NEURONS = 16384
-NUMBA_MIN_STEPS = 4
-#: ... and for large layers (at least ``NUMBA_MIN_NEURONS`` neurons) over long sequences (at least
-#: ``NUMBA_LARGE_MIN_STEPS`` steps), where the torch backend's per-step slices leave the cache:
-#: T=100 B=128 N=2048 numba 285 vs torch 748 ms in a loaded run, 98 vs 83 ms in a quieter one;
-#: at T=20 the torch backend wins (11 vs 24 ms), hence the step bound.
+#: ``backend="auto"`` picks numba (CPU, float32/float64) for op ``lif`` when the layer is small
+#: (at most ``NUMBA_MAX_SMALL_NEURONS`` neurons per step, ``x[0].numel()``) over at least
+#: ``NUMBA_MIN_STEPS`` steps, or large (at least ``NUMBA_MIN_NEURONS``) over at least
+#: ``NUMBA_LARGE_MIN_STEPS`` steps. Since the fused blocked backward and the recycled output buffers
+#: (h18) numba is at least as fast as the torch backend at every size measured from T = 2 on, so
+#: both regions now cover everything (T >= 2). Measured fwd+bwd (``out.sum().backward()``,
+#: float32, numba / torch ms, interleaved; 2 shared threads, load ~3): T=4: 1024 neurons
+#: 0.21/0.31, 16384 0.43/0.48, 24576 0.51/0.56, 32768 0.60/0.63, 131072 1.40/2.15, 262144
+#: 2.48/2.38 (a tie); T=20: 16384 0.64/1.60, 32768 0.83/2.36, 262144 5.2/9.4; T=100: 16384
+#: 2.35/6.91, 24576 3.59/9.14 (the old gap 16384-32768 went to torch), 32768 4.73/11.2, 131072
+#: 16.4/48.2 ms; one thread: numba 1.2-11x faster at every size with T >= 4. T=1 is a tie
+#: (0.21/0.21 ms at 1024 neurons), hence the bound of 2 steps.
+NUMBA_MAX_SMALL_NEURONS = 32768
+NUMBA_MIN_STEPS = 2
 NUMBA_MIN_NEURONS = 32768
-NUMBA_LARGE_MIN_STEPS = 50
+NUMBA_LARGE_MIN_STEPS = 2
+#: the same bounds for op ``li`` (:mod:`.numba_li`, whose kernel has not had the LIF kernels'
+#: rework: it still loses to torch at some sizes), unchanged from session 2's measurements:
+#: small layers (<= 16384 neurons, >= 4 steps), large ones (>= 32768 neurons, >= 50 steps).
+NUMBA_LI_MAX_SMALL_NEURONS = 16384
+NUMBA_LI_MIN_STEPS = 4
+NUMBA_LI_MIN_NEURONS = 32768
+NUMBA_LI_LARGE_MIN_STEPS = 50
 
 
 def _traced() -> bool:
@@ -178,6 +199,7 @@ def _traced() -> bool:
 
 
 def _numba_auto_size(x) -> bool:
+    """The size rule of op ``lif`` (see ``NUMBA_MAX_SMALL_NEURONS``)."""
     if _traced():
         return False
     T, n = x.shape[0], x[0].numel()
@@ -185,11 +207,34 @@ def _numba_auto_size(x) -> bool:
             or (n >= NUMBA_MIN_NEURONS and T >= NUMBA_LARGE_MIN_STEPS))
 
 
+def _numba_li_auto_size(x) -> bool:
+    """The size rule of op ``li`` (see ``NUMBA_LI_MAX_SMALL_NEURONS``)."""
+    if _traced():
+        return False
+    T, n = x.shape[0], x[0].numel()
+    return ((n <= NUMBA_LI_MAX_SMALL_NEURONS and T >= NUMBA_LI_MIN_STEPS)
+            or (n >= NUMBA_LI_MIN_NEURONS and T >= NUMBA_LI_LARGE_MIN_STEPS))
+
+
+#: families with a vectorised numba backward (``numba_lif_fast.FAST_CODES``; named here so that
+#: ``supports`` imports no numba). The other one, DSpike (tanh per element, float64), loses to
+#: torch on larger layers (T=100 fwd+bwd, one thread, numba / torch ms: 1024 neurons 2.47/4.44,
+#: 4096 8.93/6.52, 16384 38.4/15.9), so ``auto`` takes numba for it only up to
+#: ``NUMBA_SLOW_FAMILY_MAX_NEURONS``. (Gaussian, Erf and Exponential were in that case too, 0.8x
+#: torch at 16384 neurons, until they got vectorised forms with the float32 exp.)
+_NUMBA_FAST_FAMILIES = ("StraightThrough", "Rectangle", "Sigmoid", "FastSigmoid", "SoftSign",
+                        "ATan", "Triangle", "Gaussian", "Erf", "Exponential")
+NUMBA_SLOW_FAMILY_MAX_NEURONS = 2048
+
+
 def _numba_lif_supports(x, relaxed=False, surrogate=None, **kw) -> bool:
     import torch
 
     if surrogate is not None and not _builtin_family(surrogate):
         return False  # "auto" takes torch quietly (see _triton_lif_supports)
+    if (surrogate is not None and type(surrogate).__name__ not in _NUMBA_FAST_FAMILIES
+            and x[0].numel() > NUMBA_SLOW_FAMILY_MAX_NEURONS):
+        return False
     return (not relaxed and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and _numba_auto_size(x) and numba_available())
 
@@ -220,6 +265,23 @@ def _triton_lif_low_mem(save_dtype, **kw):
 register_low_mem_backend("triton", _triton_lif_low_mem, supports=_triton_lif_supports)
 
 
+def _numba_lif_low_mem(save_dtype, **kw):
+    """``lif_scan(save_dtype=...)`` on the numba kernels (same narrow save as the torch one)."""
+    x = kw["x"]
+    if x.device.type != "cpu":
+        raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
+    from ..functional.lif_low_mem import _scan_torch_low_mem
+
+    if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
+        return _scan_torch_low_mem(save_dtype, **kw)
+    from .numba_lif import numba_lif_scan
+
+    return numba_lif_scan(**kw, save_dtype=save_dtype)
+
+
+register_low_mem_backend("numba", _numba_lif_low_mem, supports=_numba_lif_supports)
+
+
 # ------------------------------------------------------------------------------------- li
 def _triton_li(x, v0, beta, decay_input):
     """Op ``li`` on the Triton LIF scan: threshold ``inf`` and no reset give ``h_t = v_t``."""
@@ -248,7 +310,7 @@ def _numba_li_supports(x, **kw) -> bool:
     import torch
 
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and _numba_auto_size(x) and numba_available())
+            and _numba_li_auto_size(x) and numba_available())
 
 
 register_backend("li", "triton", _triton_li, supports=_triton_lif_supports, auto=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
 
@@ -43,3 +44,27 @@ def scaled_alpha(alpha: torch.Tensor, surrogate, n_state: int) -> torch.Tensor:
 def expand_param(p: torch.Tensor, shape, dtype: torch.dtype) -> torch.Tensor:
     """A parameter broadcast to the state shape as a contiguous tensor (autograd reduces it back)."""
     return p.to(dtype).expand(shape).contiguous()
+
+
+def cb(beta: torch.Tensor, decay_input: bool) -> np.ndarray:
+    """The input factor ``1 - beta`` (decay_input) or ones, per neuron, in numpy: the same
+    float operation as torch's, in the calling thread (no OpenMP fork for large layers)."""
+    b = beta.detach().numpy()
+    return (1 - b) if decay_input else np.ones_like(b)
+
+
+def per_neuron(p: torch.Tensor, shape, n: int, dtype: torch.dtype):
+    """``(tensor, const)``: a parameter as a contiguous ``[n]`` tensor of ``dtype``, and its value
+    when that tensor is one constant (a non-differentiable scalar), else ``None``.
+
+    Differentiable parameters are expanded in torch (autograd reduces their gradient back to
+    ``p``'s shape); the others are built in numpy, in the calling thread (torch's OpenMP-parallel
+    fill/copy of a large layer was measured to take milliseconds on shared cores)."""
+    if p.requires_grad:
+        return expand_param(p, shape, dtype).view(n), None
+    a = p.detach().to(dtype)
+    if a.numel() == 1:
+        c = a.item()
+        return torch.from_numpy(np.full(n, c, dtype=a.numpy().dtype)), c
+    arr = np.ascontiguousarray(np.broadcast_to(a.numpy(), tuple(shape))).reshape(n)
+    return torch.from_numpy(arr), None

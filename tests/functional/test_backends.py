@@ -114,6 +114,8 @@ def _opt_in_kernels(monkeypatch):
 
     monkeypatch.setattr(kernels, "NUMBA_MIN_NEURONS", 0)
     monkeypatch.setattr(kernels, "NUMBA_LARGE_MIN_STEPS", 0)
+    monkeypatch.setattr(kernels, "NUMBA_LI_MIN_NEURONS", 0)
+    monkeypatch.setattr(kernels, "NUMBA_LI_LARGE_MIN_STEPS", 0)
     old = kernels._STATE["triton_cpu"]
     kernels.allow_triton_on_cpu(kernels.triton_interpreting())
     yield kernels
@@ -214,6 +216,8 @@ def test_every_op_has_the_torch_reference():
 def test_register_dispatch_priority_and_unregister(_opt_in_kernels, monkeypatch):
     monkeypatch.setattr(_opt_in_kernels, "NUMBA_MIN_NEURONS", 1 << 60)  # kernels out of the way
     monkeypatch.setattr(_opt_in_kernels, "NUMBA_MAX_SMALL_NEURONS", -1)
+    monkeypatch.setattr(_opt_in_kernels, "NUMBA_LI_MIN_NEURONS", 1 << 60)
+    monkeypatch.setattr(_opt_in_kernels, "NUMBA_LI_MAX_SMALL_NEURONS", -1)
     _opt_in_kernels.allow_triton_on_cpu(False)
     calls = []
 

@@ -180,3 +180,80 @@ def test_auto_takes_torch_quietly_for_a_user_family(monkeypatch):
         warnings.simplefilter("error")
         r = lif_scan(x, surrogate=Cubic2(alpha=2.0))
     assert torch.equal(r.spikes, lif_scan(x, surrogate=Cubic2(alpha=2.0), backend="torch").spikes)
+
+
+def test_default_auto_rule_covers_every_size_from_two_steps():
+    """Measured (kernels/__init__.py): numba at least ties torch at every layer size from T = 2,
+    including the old 16384-32768 gap; op li keeps its own (old) bounds."""
+    from surrogate_nets import kernels
+
+    for T, n, want in [(1, 512, False), (2, 512, True), (100, 16384, True), (100, 24576, True),
+                       (2, 24576, True), (4, 262144, True)]:
+        assert kernels._numba_auto_size(torch.empty(T, n)) is want, (T, n)
+    assert kernels._numba_li_auto_size(torch.empty(100, 24576)) is False
+    assert kernels._numba_li_auto_size(torch.empty(100, 512)) is True
+
+
+def test_auto_keeps_slow_families_on_small_layers():
+    """Families without a vectorised numba backward go to numba only for small layers."""
+    from surrogate_nets import kernels
+    from surrogate_nets.kernels import numba_lif_fast
+
+    assert set(kernels._NUMBA_FAST_FAMILIES) == {c.__name__ for c in numba_lif_fast.FAST_CODES}
+    big, small = torch.empty(10, kernels.NUMBA_SLOW_FAMILY_MAX_NEURONS + 1), torch.empty(10, 64)
+    assert kernels._numba_lif_supports(big, surrogate=S.get("atan"))
+    assert not kernels._numba_lif_supports(big, surrogate=S.get("dspike"))
+    assert kernels._numba_lif_supports(small, surrogate=S.get("dspike"))
+    assert kernels._numba_lif_supports(big, surrogate=S.get("gaussian"))
+
+
+def _saved_bytes(fn):
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(seen.values())
+
+
+@pytest.mark.parametrize("save_dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("reset, detach, decay, levels",
+                         [("subtract", False, False, 1), ("zero", False, True, 1), ("subtract", True, False, 2)])
+def test_numba_save_dtype_equals_torch_low_mem(save_dtype, reset, detach, decay, levels, monkeypatch):
+    """The narrow save on the numba kernels: the same distance to threshold as the torch
+    low-memory scan, so forward equal and gradients equal up to the kernels' rounding."""
+    from surrogate_nets.kernels import numba_lif as nl
+
+    calls = []
+    orig = nl.NumbaLIFScan.apply
+    monkeypatch.setattr(nl.NumbaLIFScan, "apply", lambda *a: calls.append(a[-1]) or orig(*a))
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(12, 3, 40, generator=g) * 1.3).requires_grad_()
+    beta = torch.full((40,), 0.8, requires_grad=True)
+    th = torch.tensor(1.0, requires_grad=True)
+    w = torch.randn(12, 3, 40, generator=g)
+    out = []
+    for be in ("numba", "torch"):
+        r = lif_scan(x, beta=beta, threshold=th, reset=reset, detach_reset=detach, decay_input=decay,
+                     levels=levels, save_dtype=save_dtype, backend=be)
+        out.append((r, torch.autograd.grad((r.spikes * w).sum() + r.v.sum(), [x, beta, th])))
+    assert calls == [save_dtype]
+    (r1, g1), (r2, g2) = out
+    assert torch.equal(r1.spikes, r2.spikes)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    full = lif_scan(x, beta=beta, threshold=th, reset=reset, detach_reset=detach,
+                    decay_input=decay, levels=levels, backend="numba")
+    gx_full = torch.autograd.grad((full.spikes * w).sum() + full.v.sum(), x)[0]
+    assert 0 < float((g1[0] - gx_full).norm() / gx_full.norm()) < 1e-2  # the narrow copy is used
+
+
+def test_numba_saves_the_minimum_and_auto_takes_it_for_save_dtype():
+    x = torch.rand(50, 8, 64, requires_grad=True)
+    _, full = _saved_bytes(lambda: lif_scan(x, beta=0.9, backend="numba"))
+    _, half = _saved_bytes(lambda: lif_scan(x, beta=0.9, save_dtype=torch.bfloat16))
+    assert full == x.numel() * 4  # h only: constant parameters are rebuilt, v0 not needed
+    assert half == x.numel() * 2

@@ -88,10 +88,11 @@ def _run_x_only(backend, name, reset, detach, decay, dtype, loss):
 @pytest.mark.parametrize("loss", ["sum", "with_v"])
 def test_blocked_backward_without_parameter_grads(reset, detach, decay, loss, monkeypatch):
     calls = []
-    orig = numba_lif_fast.bwd1_plain
-    monkeypatch.setattr(numba_lif_fast, "bwd1_plain", lambda *a: calls.append(1) or orig(*a))
+    orig = numba_lif_fast.bwd1
+    # need_b, need_th are arguments 15 and 16
+    monkeypatch.setattr(numba_lif_fast, "bwd1", lambda *a: calls.append(a[15:17]) or orig(*a))
     s1, g1 = _run_x_only("numba", "atan", reset, detach, decay, torch.float64, loss)
-    assert calls == [1], "the blocked kernel was not taken"
+    assert calls == [(False, False)], "the blocked kernel without parameter gradients was not taken"
     s2, g2 = _run_x_only("torch", "atan", reset, detach, decay, torch.float64, loss)
     assert torch.equal(s1, s2)
     for a, b in zip(g1, g2):
@@ -123,3 +124,44 @@ def test_fast_kernels_split_over_threads(monkeypatch):
     assert torch.equal(outs[0][0], outs[1][0])
     for a, b in zip(outs[0][1], outs[1][1]):
         assert torch.equal(a, b)
+
+
+def test_bf16_conversions_are_torchs():
+    """The fused narrow save (save_dtype=bfloat16, float32): the same bits as
+    ``(h - theta).to(torch.bfloat16)`` and the same membrane as ``D.float() + theta``."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(5, 700, generator=g) * 3
+    h[0, :6] = torch.tensor([float("inf"), -float("inf"), 1e38, -0.0, 3.0e-39, 1.0 + 2 ** -8])
+    th = torch.rand(700, generator=g) + 0.5
+    th[5] = 0.0
+    q = torch.empty(5, 700, dtype=torch.int16)
+    numba_lif_fast.to_bf16(h.numpy(), th.numpy(), q.numpy(), 0, 700)
+    ref = (h - th).to(torch.bfloat16)
+    assert torch.equal(q, ref.view(torch.int16))
+    back = torch.empty(5, 700)
+    numba_lif_fast.from_bf16(q.numpy(), th.numpy(), back.numpy(), 0, 700)
+    assert torch.equal(back, ref.float() + th)
+
+
+def test_float32_exp_is_accurate():
+    """The vectorisable float32 exp of the sigmoid backward: within 1e-7 relative of exp over the
+    normal range, clamped (finite, positive) outside it; float64 is numpy's exp."""
+    import numpy as np
+    from numba import njit
+
+    @njit
+    def run(x, out):
+        for i in range(x.size):
+            out[i] = numba_lif_fast._exp(x[i])
+
+    x = np.linspace(-100, 100, 100001).astype(np.float32)
+    out = np.empty_like(x)
+    run(x, out)
+    ref = np.exp(x.astype(np.float64))
+    ok = (ref > 1e-37) & (ref < 1e38)
+    assert np.max(np.abs(out[ok] - ref[ok]) / ref[ok]) < 1e-7
+    assert np.all(np.isfinite(out)) and np.all(out > 0)
+    x64 = np.linspace(-30, 30, 101)
+    out64 = np.empty_like(x64)
+    run(x64, out64)
+    np.testing.assert_allclose(out64, np.exp(x64), rtol=1e-15)  # libm vs numpy: ulps
