@@ -15,9 +15,11 @@ found by bisection on the batch) so that the LIF after it fires at ``--rate`` (d
 the plain init these nets stay silent on sparse inputs, unlike any trained net. Loss (the same for
 all): cross entropy on the output spike counts (sum over time). Same initial weights everywhere
 (copied from one seeded init), same batch for every step. Each library in its idiomatic fast
-form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``; ``+SpikeLinear``:
-every Linear whose input is a spike/event tensor is a :class:`surrogate_nets.layers.SpikeLinear`,
-which also saves that input as int8; ``+bf16``: and every LIF with ``save_dtype=torch.bfloat16``,
+form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``/``nn.Conv2d``/
+``nn.MaxPool2d``; ``+spike layers``: every Linear / Conv2d whose input is a spike/event tensor is a
+:class:`surrogate_nets.layers.SpikeLinear` / :class:`~surrogate_nets.layers.SpikeConv2d` (sparse
+compute, input saved as int8) and every max-pool a :class:`~surrogate_nets.layers.MaxPool2d`
+(uint8 argmax offsets saved); ``+bf16``: and every LIF with ``save_dtype=torch.bfloat16``,
 which runs the torch scan backend); SpikingJelly multi-step ``layer.*`` +
 ``LIFNode(tau, decay_input=False, v_reset=None)`` (torch backend on CPU); snnTorch stateless layers
 folded over time and ``Leaky(beta, reset_delay=False)`` stepped over time.
@@ -59,7 +61,9 @@ WORKLOADS = {
 
 # ------------------------------------------------------------------------------ models
 def build_ours(spec, beta, spike_linear=False, **lif_kw):
-    """``spike_linear``: Linears whose input is spikes/events (not after a conv/pool) gather."""
+    """``spike_linear``: the spike layers a user would pick: every Linear / Conv2d whose input is
+    spikes/events (not after a conv/pool) is a ``layers.SpikeLinear`` / ``layers.SpikeConv2d``, and
+    every max-pool a ``layers.MaxPool2d`` (uint8 argmax offsets saved)."""
     from surrogate_nets import layers, neurons
     from surrogate_nets.surrogate import ATan
 
@@ -67,9 +71,10 @@ def build_ours(spec, beta, spike_linear=False, **lif_kw):
     for item in spec:
         kind = item[0]
         if kind == "conv":
-            mods.append(nn.Conv2d(item[1], item[2], item[3]))
+            sparse_in = spike_linear and prev in ("input", "lif")
+            mods.append((layers.SpikeConv2d if sparse_in else nn.Conv2d)(item[1], item[2], item[3]))
         elif kind == "pool":
-            mods.append(nn.MaxPool2d(item[1]))
+            mods.append((layers.MaxPool2d if spike_linear else nn.MaxPool2d)(item[1]))
         elif kind == "flatten":
             mods.append(layers.Flatten())
             continue  # keeps `prev`
@@ -251,7 +256,7 @@ def make_libs(name, seed, libs_wanted, extra=(), x=None, rate=0.1):
     models = {"surrogate_nets": ref}
     sl = build_ours(spec, beta, spike_linear=True)
     copy_weights(ref, sl)
-    models["surrogate_nets+SpikeLinear"] = sl
+    models["surrogate_nets+spike layers"] = sl
     for label, kw in extra:
         m = build_ours(spec, beta, spike_linear=True, **kw)
         copy_weights(ref, m)
@@ -304,18 +309,18 @@ def run_workload(name, a):
     text = "\n".join(lines)
     print(text, "\n", flush=True)
     if a.profile:
-        profile(models["surrogate_nets+SpikeLinear"], opts["surrogate_nets+SpikeLinear"], x, y, name)
+        profile(models["surrogate_nets+spike layers"], opts["surrogate_nets+spike layers"], x, y, name)
     return text
 
 
 def profile(model, opt, x, y, name):
-    """Top ops by self CPU time over 3 steps of ours (+SpikeLinear)."""
+    """Top ops by self CPU time over 3 steps of ours (+spike layers)."""
     from torch.profiler import ProfilerActivity, profile as prof
 
     with prof(activities=[ProfilerActivity.CPU]) as p:
         for _ in range(3):
             step(model, opt, x, y)
-    print(f"profile of surrogate_nets+SpikeLinear on {name} (3 steps):")
+    print(f"profile of surrogate_nets+spike layers on {name} (3 steps):")
     print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
 
 
@@ -336,7 +341,7 @@ def main(argv=None):
     p.add_argument("--no-bf16", action="store_true",
                    help="leave out the row with LIF(save_dtype=torch.bfloat16)")
     a = p.parse_args(argv)
-    a.extra = () if a.no_bf16 else (("surrogate_nets+SpikeLinear+bf16", {"save_dtype": torch.bfloat16}),)
+    a.extra = () if a.no_bf16 else (("surrogate_nets+spike layers+bf16", {"save_dtype": torch.bfloat16}),)
     if a.threads:
         torch.set_num_threads(a.threads)
     import surrogate_nets

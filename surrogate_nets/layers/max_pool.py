@@ -11,7 +11,7 @@ that fits in one byte:
 
     \partial L/\partial x_{n,c,\,i s_h - p_h + a^* d_h,\,j s_w - p_w + b^* d_w} \mathrel{+}= \partial L/\partial y_{n,c,i,j}
 
-so the saved bytes are ``numel(y)`` (1/32 of the float32 input + int64 indices for a 2x2 pool).
+so the saved bytes are ``numel(y)``: 1/24 of the float32 input + int64 indices of a 2x2 pool.
 Ties go to the first maximum in row-major window order (and NaN propagates), as in
 ``aten::max_pool2d_with_indices`` on CPU, so outputs and gradients equal ``F.max_pool2d``'s.
 On CPU float32/float64 with numba installed a compiled kernel computes ``y`` and ``o`` in one pass
@@ -162,7 +162,7 @@ class MaxPool2d(nn.MaxPool2d):
 
     A drop-in subclass: same arguments, ``state_dict`` (none) and results as ``nn.MaxPool2d``
     (ties and NaN as torch's CPU kernel), but autograd keeps ``numel(y)`` bytes instead of the float
-    input plus ``int64`` indices (32x less for a 2x2 pool in float32), and on CPU a compiled kernel
+    input plus ``int64`` indices (24x less for a 2x2 pool in float32), and on CPU a compiled kernel
     runs forward and backward (see :func:`max_pool2d`). ``return_indices=True`` falls back to
     ``nn.MaxPool2d`` (the caller wants the indices). Shapes: ``[N, C, H, W]`` -> ``[N, C, H_out, W_out]``;
     inside :class:`~surrogate_nets.layers.Sequential` it runs time-distributed on ``[T, B, C, H, W]``.

@@ -1,0 +1,238 @@
+r"""Spike-sparse 2-D convolution on CPU (numba): scatter the kernel of every active input.
+
+For an input ``x`` ``[N, C_in, H, W]`` that is mostly zeros (spikes, events), weight ``w``
+``[C_out, C_in, k_h, k_w]`` (held as ``w^T`` ``[C_in, k_h, k_w, C_out]``), stride ``s``, padding
+``p``, dilation ``d`` and groups 1:
+
+.. math::
+    y_{n,i,j,:} = b + \sum_{c,h,w:\ x_{n,c,h,w} \ne 0}\ \sum_{a,b:\ i s_h = h + p_h - a d_h,\
+                  j s_w = w + p_w - b d_w} x_{n,c,h,w}\, w^T_{c,a,b,:},
+
+    \partial L/\partial w^T_{c,a,b,:} = \sum_{\text{same } (n,c,h,w,i,j)} x_{n,c,h,w}\, g_{n,i,j,:}
+
+(``y`` and ``g`` channels-last ``[N, H_out, W_out, C_out]``, so the innermost loop runs over
+``C_out`` contiguous values). Each costs ``numel(x)`` zero tests plus ``nnz(x) k_h k_w C_out``
+multiply-adds, against ``numel(y) C_in k_h k_w`` for the dense convolution. Samples are split
+over ``torch.get_num_threads()`` threads (the kernels release the GIL); the weight gradient is
+accumulated per thread and summed. :func:`int8_scan` packs the input into int8 in one pass and
+says whether that was exact and how many entries are nonzero (the density test).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from numba import njit
+
+_POOL = {}
+_MIN_SCAN = 1 << 16  # entries per thread below which int8_scan stays on one thread
+
+
+@njit(cache=True, nogil=True)
+def _scan(x, q, lo, hi):
+    """``q[i] = int8(x[i])`` for ``lo <= i < hi``; returns ``(nonzeros, all exact)``."""
+    nnz = 0
+    exact = True
+    for i in range(lo, hi):
+        v = x[i]
+        r = 0
+        if v != 0:
+            nnz += 1
+            if v >= -128 and v <= 127 and v == int(v):
+                r = int(v)
+            else:
+                exact = False
+        q[i] = r
+    return nnz, exact
+
+
+@njit(cache=True, nogil=True)
+def _taps(n_in, n_out, k, s, p, d):
+    """For every input row ``h``: the ``(a, i)`` with ``i s = h + p - a d``, ``0 <= i < n_out``."""
+    cnt = np.zeros(n_in, np.int64)
+    ka = np.zeros((n_in, k), np.int64)
+    oi = np.zeros((n_in, k), np.int64)
+    for h in range(n_in):
+        for a in range(k):
+            t = h + p - a * d
+            if t >= 0 and t % s == 0 and t // s < n_out:
+                ka[h, cnt[h]] = a
+                oi[h, cnt[h]] = t // s
+                cnt[h] += 1
+    return cnt, ka, oi
+
+
+
+
+@njit(cache=True, nogil=True)
+def _conv_fwd(x, wt, bias, out, ch, ah, ih, cw, bw, jw, flip, lo, hi):
+    """``out[n] = bias + sum over active x[n, c, h, w] of x * w[:, c, a, b]`` at the outputs each
+    reaches, samples lo..hi; ``out`` ``[N, O, Ho, Wo]``. Each sample is accumulated channels-last
+    in a buffer ``[Ho, Wo * O]`` (it stays in cache) and transposed into ``out`` at the end.
+
+    ``wt`` is ``[C, kh, kw * O]``. ``flip`` (stride 1, dilation 1 in width): ``wt`` is flipped in
+    width, so an active input at column ``w`` meets output columns ``j0 .. j0 + kw - 1``
+    (``j0 = w + p_w - kw + 1``) with taps ``0 .. kw - 1``: one contiguous run of ``kw * O``
+    multiply-adds per kernel row (``p_w`` is passed in ``jw[0, 0]``). Otherwise the width taps come
+    from the table ``(cw, bw, jw)`` of :func:`_taps`.
+    """
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    O, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
+    kw = wt.shape[2] // O
+    pw = jw[0, 0]
+    buf = np.empty((Ho, Wo * O), out.dtype)
+    for n in range(lo, hi):
+        for i in range(Ho):
+            for j in range(Wo):
+                for o in range(O):
+                    buf[i, j * O + o] = bias[o]
+        for c in range(C):
+            for h in range(H):
+                if ch[h] == 0:
+                    continue
+                for w in range(W):
+                    v = x[n, c, h, w]
+                    if v == 0:
+                        continue
+                    if flip:
+                        j0 = w + pw - kw + 1
+                        e_lo = max(0, -j0) * O
+                        e_hi = min(kw, Wo - j0) * O
+                        for e in range(ch[h]):
+                            orow = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
+                            wrow = wt[c, ah[h, e], e_lo:e_hi]
+                            for q in range(e_hi - e_lo):
+                                orow[q] += v * wrow[q]
+                    else:
+                        for e in range(ch[h]):
+                            i, a = ih[h, e], ah[h, e]
+                            for f in range(cw[w]):
+                                orow = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
+                                wrow = wt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
+                                for o in range(O):
+                                    orow[o] += v * wrow[o]
+        for o in range(O):
+            for i in range(Ho):
+                for j in range(Wo):
+                    out[n, o, i, j] = buf[i, j * O + o]
+
+
+@njit(cache=True, nogil=True)
+def _conv_wgrad(x, g, gwt, gb, ch, ah, ih, cw, bw, jw, flip, lo, hi):
+    """``gwt[c, a] += x[n, c, h, w] g[n, :, i, j]`` (the layout of :func:`_conv_fwd`'s ``wt``) and
+    ``gb += sum of g[n]`` over samples lo..hi; ``g`` ``[N, O, Ho, Wo]`` is copied per sample into
+    a channels-last buffer first."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    O, Ho, Wo = g.shape[1], g.shape[2], g.shape[3]
+    kw = gwt.shape[2] // O
+    pw = jw[0, 0]
+    buf = np.empty((Ho, Wo * O), g.dtype)
+    for n in range(lo, hi):
+        for o in range(O):
+            s = gb[o]
+            for i in range(Ho):
+                for j in range(Wo):
+                    t = g[n, o, i, j]
+                    buf[i, j * O + o] = t
+                    s += t
+            gb[o] = s
+        for c in range(C):
+            for h in range(H):
+                if ch[h] == 0:
+                    continue
+                for w in range(W):
+                    v = x[n, c, h, w]
+                    if v == 0:
+                        continue
+                    if flip:
+                        j0 = w + pw - kw + 1
+                        e_lo = max(0, -j0) * O
+                        e_hi = min(kw, Wo - j0) * O
+                        for e in range(ch[h]):
+                            grow = gwt[c, ah[h, e], e_lo:e_hi]
+                            row = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
+                            for q in range(e_hi - e_lo):
+                                grow[q] += v * row[q]
+                    else:
+                        for e in range(ch[h]):
+                            i, a = ih[h, e], ah[h, e]
+                            for f in range(cw[w]):
+                                grow = gwt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
+                                row = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
+                                for o in range(O):
+                                    grow[o] += v * row[o]
+
+
+def _parts(n: int, min_per: int = 1):
+    workers = max(1, min(torch.get_num_threads(), n // max(1, min_per)))
+    step = -(-n // workers)
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+
+def _map(fn, parts, *args):
+    if len(parts) == 1:
+        return [fn(*args, *parts[0])]
+    if len(parts) not in _POOL:
+        _POOL[len(parts)] = ThreadPoolExecutor(len(parts), thread_name_prefix="surrogate_nets_conv")
+    return [f.result() for f in [_POOL[len(parts)].submit(fn, *args, lo, hi) for lo, hi in parts]]
+
+
+def int8_scan(x: torch.Tensor):
+    """``(q, nnz, exact)``: ``x`` (CPU float, any shape) as int8, its nonzero count, and whether
+    ``q`` holds every value of ``x`` exactly (integers in [-128, 127])."""
+    xf = x.contiguous().view(-1)
+    q = torch.empty(xf.shape, dtype=torch.int8)
+    res = _map(_scan, _parts(xf.numel(), _MIN_SCAN), xf.numpy(), q.numpy())
+    return q.view(x.shape), sum(r[0] for r in res), all(r[1] for r in res)
+
+
+
+def _layout(x_shape, weight, out_hw, stride, padding, dilation):
+    """The ``[C, kh, kw * O]`` weight (width-flipped when ``flip``), the tap tables and ``flip``."""
+    O, C, kh, kw = weight.shape
+    flip = stride[1] == 1 and dilation[1] == 1
+    w = weight.detach().flip(3) if flip else weight.detach()
+    wt = w.permute(1, 2, 3, 0).reshape(C, kh, kw * O).contiguous()
+    th = _taps(x_shape[2], out_hw[0], kh, stride[0], padding[0], dilation[0])
+    tw = _taps(x_shape[3], out_hw[1], kw, stride[1], padding[1], dilation[1])
+    if flip:  # the width table is unused then: its first slot carries the width padding
+        jw = tw[2].copy()
+        jw[0, 0] = padding[1]
+        tw = (tw[0], tw[1], jw)
+    return wt, th + tw, flip
+
+
+def spike_conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias, stride, padding, dilation, out_hw):
+    """Contiguous ``[N, C_out, H_out, W_out]`` convolution of a sparse ``x`` (float or int8)."""
+    N, O = x.shape[0], weight.shape[0]
+    wt, taps, flip = _layout(x.shape, weight, out_hw, stride, padding, dilation)
+    b = bias.detach().contiguous() if bias is not None else torch.zeros(O, dtype=weight.dtype)
+    out = torch.empty(N, O, out_hw[0], out_hw[1], dtype=weight.dtype)
+    _map(_conv_fwd, _parts(N), x.contiguous().numpy(), wt.numpy(), b.numpy(), out.numpy(), *taps, flip)
+    return out
+
+
+def spike_conv2d_weight_grad(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor, stride, padding, dilation):
+    """``(dL/dw, dL/db)`` from a sparse ``x`` (float or int8) and ``g`` ``[N, C_out, H_out, W_out]``."""
+    O, C, kh, kw = weight.shape
+    _, taps, flip = _layout(x.shape, weight, g.shape[2:], stride, padding, dilation)
+    parts = _parts(x.shape[0])
+    pw = torch.zeros(len(parts), C, kh, kw * O, dtype=g.dtype)
+    pb = torch.zeros(len(parts), O, dtype=g.dtype)
+    xa, ga, pwa, pba = x.contiguous().numpy(), g.contiguous().numpy(), pw.numpy(), pb.numpy()
+    if len(parts) == 1:
+        _conv_wgrad(xa, ga, pwa[0], pba[0], *taps, flip, *parts[0])
+    else:
+        if len(parts) not in _POOL:
+            _POOL[len(parts)] = ThreadPoolExecutor(len(parts), thread_name_prefix="surrogate_nets_conv")
+        futs = [_POOL[len(parts)].submit(_conv_wgrad, xa, ga, pwa[t], pba[t], *taps, flip, lo, hi)
+                for t, (lo, hi) in enumerate(parts)]
+        for f in futs:
+            f.result()
+    gw = pw.sum(0).view(C, kh, kw, O).permute(3, 0, 1, 2)
+    return (gw.flip(3) if flip else gw).contiguous(), pb.sum(0)
+
+
+__all__ = ["int8_scan", "spike_conv2d_forward", "spike_conv2d_weight_grad"]
