@@ -196,10 +196,14 @@ def _run(fn, n: int, *args) -> None:
     if workers == 1:
         fn(*args, 0, n)
         return
-    if workers not in _POOL:
-        _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="surrogate_nets_pool")
+    if workers - 1 not in _POOL:
+        _POOL[workers - 1] = ThreadPoolExecutor(workers - 1, thread_name_prefix="surrogate_nets_pool")
     step = -(-n // workers)
-    futs = [_POOL[workers].submit(fn, *args, lo, min(n, lo + step)) for lo in range(0, n, step)]
+    parts = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    # the last part runs in this thread (it would otherwise wait idle while torch's OpenMP
+    # workers may still spin on the other cores)
+    futs = [_POOL[workers - 1].submit(fn, *args, lo, hi) for lo, hi in parts[:-1]]
+    fn(*args, *parts[-1])
     for f in futs:
         f.result()
 

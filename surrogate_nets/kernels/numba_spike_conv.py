@@ -67,52 +67,92 @@ def _taps(n_in, n_out, k, s, p, d):
 
 
 @njit(cache=True, nogil=True)
-def _conv_fwd(x, wt, bias, out, ch, ah, ih, cw, bw, jw, flip, lo, hi):
-    """``out[n] = bias + sum over active x[n, c, h, w] of x * w[:, c, a, b]`` at the outputs each
-    reaches, samples lo..hi; ``out`` ``[N, O, Ho, Wo]``. Each sample is accumulated channels-last
-    in a buffer ``[Ho, Wo * O]`` (it stays in cache) and transposed into ``out`` at the end.
+def _scatter(x, n, wt, buf, O, ch, ah, ih, cw, bw, jw, flip):
+    """``buf[i, j * O + o] += x[n, c, h, w] * w[o, c, a, b]`` over the active inputs of sample ``n``.
 
-    ``wt`` is ``[C, kh, kw * O]``. ``flip`` (stride 1, dilation 1 in width): ``wt`` is flipped in
-    width, so an active input at column ``w`` meets output columns ``j0 .. j0 + kw - 1``
-    (``j0 = w + p_w - kw + 1``) with taps ``0 .. kw - 1``: one contiguous run of ``kw * O``
-    multiply-adds per kernel row (``p_w`` is passed in ``jw[0, 0]``). Otherwise the width taps come
-    from the table ``(cw, bw, jw)`` of :func:`_taps`.
+    ``buf`` ``[Ho, Wo * O]`` is one sample's output, channels-last (it stays in cache); ``wt`` is
+    ``[C, kh, kw * O]``. ``flip`` (stride 1, dilation 1 in width): ``wt`` is flipped in width, so an
+    active input at column ``w`` meets output columns ``j0 .. j0 + kw - 1`` (``j0 = w + p_w - kw + 1``,
+    ``p_w`` passed in ``jw[0, 0]``) with taps ``0 .. kw - 1``: one contiguous run of ``kw * O``
+    multiply-adds per kernel row. Otherwise the width taps come from the table ``(cw, bw, jw)``.
     """
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    O, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
     kw = wt.shape[2] // O
+    Wo = buf.shape[1] // O
     pw = jw[0, 0]
+    for c in range(C):
+        for h in range(H):
+            if ch[h] == 0:
+                continue
+            for w in range(W):
+                v = x[n, c, h, w]
+                if v == 0:
+                    continue
+                if flip:
+                    j0 = w + pw - kw + 1
+                    e_lo = max(0, -j0) * O
+                    e_hi = min(kw, Wo - j0) * O
+                    for e in range(ch[h]):
+                        orow = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
+                        wrow = wt[c, ah[h, e], e_lo:e_hi]
+                        for q in range(e_hi - e_lo):
+                            orow[q] += v * wrow[q]
+                else:
+                    for e in range(ch[h]):
+                        i, a = ih[h, e], ah[h, e]
+                        for f in range(cw[w]):
+                            orow = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
+                            wrow = wt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
+                            for o in range(O):
+                                orow[o] += v * wrow[o]
+
+
+@njit(cache=True, nogil=True)
+def _gather(x, n, gwt, buf, O, ch, ah, ih, cw, bw, jw, flip):
+    """``gwt[c, a, b * O + o] += x[n, c, h, w] * buf[i, j * O + o]`` over the active inputs of sample
+    ``n`` (``buf``: that sample's output gradient, channels-last; layouts as in :func:`_scatter`)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    kw = gwt.shape[2] // O
+    Wo = buf.shape[1] // O
+    pw = jw[0, 0]
+    for c in range(C):
+        for h in range(H):
+            if ch[h] == 0:
+                continue
+            for w in range(W):
+                v = x[n, c, h, w]
+                if v == 0:
+                    continue
+                if flip:
+                    j0 = w + pw - kw + 1
+                    e_lo = max(0, -j0) * O
+                    e_hi = min(kw, Wo - j0) * O
+                    for e in range(ch[h]):
+                        grow = gwt[c, ah[h, e], e_lo:e_hi]
+                        row = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
+                        for q in range(e_hi - e_lo):
+                            grow[q] += v * row[q]
+                else:
+                    for e in range(ch[h]):
+                        i, a = ih[h, e], ah[h, e]
+                        for f in range(cw[w]):
+                            grow = gwt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
+                            row = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
+                            for o in range(O):
+                                grow[o] += v * row[o]
+
+
+@njit(cache=True, nogil=True)
+def _conv_fwd(x, wt, bias, out, ch, ah, ih, cw, bw, jw, flip, lo, hi):
+    """``out[n] = bias + x[n] * w`` (cross-correlation) for samples lo..hi; ``out`` ``[N, O, Ho, Wo]``."""
+    O, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
     buf = np.empty((Ho, Wo * O), out.dtype)
     for n in range(lo, hi):
         for i in range(Ho):
             for j in range(Wo):
                 for o in range(O):
                     buf[i, j * O + o] = bias[o]
-        for c in range(C):
-            for h in range(H):
-                if ch[h] == 0:
-                    continue
-                for w in range(W):
-                    v = x[n, c, h, w]
-                    if v == 0:
-                        continue
-                    if flip:
-                        j0 = w + pw - kw + 1
-                        e_lo = max(0, -j0) * O
-                        e_hi = min(kw, Wo - j0) * O
-                        for e in range(ch[h]):
-                            orow = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
-                            wrow = wt[c, ah[h, e], e_lo:e_hi]
-                            for q in range(e_hi - e_lo):
-                                orow[q] += v * wrow[q]
-                    else:
-                        for e in range(ch[h]):
-                            i, a = ih[h, e], ah[h, e]
-                            for f in range(cw[w]):
-                                orow = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
-                                wrow = wt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
-                                for o in range(O):
-                                    orow[o] += v * wrow[o]
+        _scatter(x, n, wt, buf, O, ch, ah, ih, cw, bw, jw, flip)
         for o in range(O):
             for i in range(Ho):
                 for j in range(Wo):
@@ -121,13 +161,9 @@ def _conv_fwd(x, wt, bias, out, ch, ah, ih, cw, bw, jw, flip, lo, hi):
 
 @njit(cache=True, nogil=True)
 def _conv_wgrad(x, g, gwt, gb, ch, ah, ih, cw, bw, jw, flip, lo, hi):
-    """``gwt[c, a] += x[n, c, h, w] g[n, :, i, j]`` (the layout of :func:`_conv_fwd`'s ``wt``) and
-    ``gb += sum of g[n]`` over samples lo..hi; ``g`` ``[N, O, Ho, Wo]`` is copied per sample into
-    a channels-last buffer first."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    """``gwt += x[n] (*) g[n]`` and ``gb += sum of g[n]`` over samples lo..hi (``g`` ``[N, O, Ho, Wo]``,
+    copied per sample into a channels-last buffer first)."""
     O, Ho, Wo = g.shape[1], g.shape[2], g.shape[3]
-    kw = gwt.shape[2] // O
-    pw = jw[0, 0]
     buf = np.empty((Ho, Wo * O), g.dtype)
     for n in range(lo, hi):
         for o in range(O):
@@ -138,31 +174,7 @@ def _conv_wgrad(x, g, gwt, gb, ch, ah, ih, cw, bw, jw, flip, lo, hi):
                     buf[i, j * O + o] = t
                     s += t
             gb[o] = s
-        for c in range(C):
-            for h in range(H):
-                if ch[h] == 0:
-                    continue
-                for w in range(W):
-                    v = x[n, c, h, w]
-                    if v == 0:
-                        continue
-                    if flip:
-                        j0 = w + pw - kw + 1
-                        e_lo = max(0, -j0) * O
-                        e_hi = min(kw, Wo - j0) * O
-                        for e in range(ch[h]):
-                            grow = gwt[c, ah[h, e], e_lo:e_hi]
-                            row = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
-                            for q in range(e_hi - e_lo):
-                                grow[q] += v * row[q]
-                    else:
-                        for e in range(ch[h]):
-                            i, a = ih[h, e], ah[h, e]
-                            for f in range(cw[w]):
-                                grow = gwt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
-                                row = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
-                                for o in range(O):
-                                    grow[o] += v * row[o]
+        _gather(x, n, gwt, buf, O, ch, ah, ih, cw, bw, jw, flip)
 
 
 def _parts(n: int, min_per: int = 1):
@@ -171,12 +183,15 @@ def _parts(n: int, min_per: int = 1):
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
-def _map(fn, parts, *args):
-    if len(parts) == 1:
-        return [fn(*args, *parts[0])]
-    if len(parts) not in _POOL:
-        _POOL[len(parts)] = ThreadPoolExecutor(len(parts), thread_name_prefix="surrogate_nets_conv")
-    return [f.result() for f in [_POOL[len(parts)].submit(fn, *args, lo, hi) for lo, hi in parts]]
+def _map(fn, parts, *args, per_part=None):
+    """``fn(*args, *per_part[t], lo, hi)`` for every part ``t``; the last runs in this thread (it
+    would otherwise wait idle while torch's OpenMP workers may still spin on the other cores)."""
+    extra = per_part or [()] * len(parts)
+    if len(parts) > 1 and len(parts) - 1 not in _POOL:
+        _POOL[len(parts) - 1] = ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="surrogate_nets_conv")
+    futs = [_POOL[len(parts) - 1].submit(fn, *args, *e, lo, hi) for (lo, hi), e in zip(parts[:-1], extra)]
+    last = fn(*args, *extra[-1], *parts[-1])
+    return [f.result() for f in futs] + [last]
 
 
 def int8_scan(x: torch.Tensor):
@@ -222,15 +237,8 @@ def spike_conv2d_weight_grad(x: torch.Tensor, g: torch.Tensor, weight: torch.Ten
     pw = torch.zeros(len(parts), C, kh, kw * O, dtype=g.dtype)
     pb = torch.zeros(len(parts), O, dtype=g.dtype)
     xa, ga, pwa, pba = x.contiguous().numpy(), g.contiguous().numpy(), pw.numpy(), pb.numpy()
-    if len(parts) == 1:
-        _conv_wgrad(xa, ga, pwa[0], pba[0], *taps, flip, *parts[0])
-    else:
-        if len(parts) not in _POOL:
-            _POOL[len(parts)] = ThreadPoolExecutor(len(parts), thread_name_prefix="surrogate_nets_conv")
-        futs = [_POOL[len(parts)].submit(_conv_wgrad, xa, ga, pwa[t], pba[t], *taps, flip, lo, hi)
-                for t, (lo, hi) in enumerate(parts)]
-        for f in futs:
-            f.result()
+    _map(lambda x_, g_, w_, b_, lo, hi: _conv_wgrad(x_, g_, w_, b_, *taps, flip, lo, hi), parts, xa, ga,
+         per_part=[(pwa[t], pba[t]) for t in range(len(parts))])
     gw = pw.sum(0).view(C, kh, kw, O).permute(3, 0, 1, 2)
     return (gw.flip(3) if flip else gw).contiguous(), pb.sum(0)
 
