@@ -18,8 +18,8 @@ all): cross entropy on the output spike counts (sum over time). Same initial wei
 form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``/``nn.Conv2d``/
 ``nn.MaxPool2d``; ``+spike layers``: every Linear / Conv2d whose input is a spike/event tensor is a
 :class:`surrogate_nets.layers.SpikeLinear` / :class:`~surrogate_nets.layers.SpikeConv2d` (sparse
-compute, input saved as int8) and every max-pool a :class:`~surrogate_nets.layers.MaxPool2d`
-(uint8 argmax offsets saved); ``+bf16``: and every LIF with ``save_dtype=torch.bfloat16``,
+compute, input saved as int8), a Conv2d with spike input followed by ``MaxPool2d(2)`` one
+:class:`~surrogate_nets.layers.SpikeConvPool2d` (fused; uint8 argmax offsets saved); ``+bf16``: and every LIF with ``save_dtype=torch.bfloat16``,
 which runs the torch scan backend); SpikingJelly multi-step ``layer.*`` +
 ``LIFNode(tau, decay_input=False, v_reset=None)`` (torch backend on CPU); snnTorch stateless layers
 folded over time and ``Leaky(beta, reset_delay=False)`` stepped over time.
@@ -61,18 +61,23 @@ WORKLOADS = {
 
 # ------------------------------------------------------------------------------ models
 def build_ours(spec, beta, spike_linear=False, **lif_kw):
-    """``spike_linear``: the spike layers a user would pick: every Linear / Conv2d whose input is
-    spikes/events (not after a conv/pool) is a ``layers.SpikeLinear`` / ``layers.SpikeConv2d``, and
-    every max-pool a ``layers.MaxPool2d`` (uint8 argmax offsets saved)."""
+    """``spike_linear``: the spike layers a user would pick: every Linear whose input is
+    spikes/events (not after a conv/pool) is a ``layers.SpikeLinear``; such a Conv2d is a
+    ``layers.SpikeConvPool2d`` when a 2x2 max pool follows (conv + pool fused), else a
+    ``layers.SpikeConv2d``; other max-pools are ``layers.MaxPool2d`` (uint8 argmax offsets saved)."""
     from surrogate_nets import layers, neurons
     from surrogate_nets.surrogate import ATan
 
-    mods, prev = [], "input"
-    for item in spec:
+    mods, prev, spec = [], "input", list(spec)
+    for pos, item in enumerate(spec):
         kind = item[0]
+        if kind == "pool" and mods and isinstance(mods[-1], layers.SpikeConvPool2d):
+            continue  # fused into the conv before it
         if kind == "conv":
             sparse_in = spike_linear and prev in ("input", "lif")
-            mods.append((layers.SpikeConv2d if sparse_in else nn.Conv2d)(item[1], item[2], item[3]))
+            pooled = sparse_in and pos + 1 < len(spec) and spec[pos + 1] == ("pool", 2)
+            cls = layers.SpikeConvPool2d if pooled else layers.SpikeConv2d if sparse_in else nn.Conv2d
+            mods.append(cls(item[1], item[2], item[3]))
         elif kind == "pool":
             mods.append((layers.MaxPool2d if spike_linear else nn.MaxPool2d)(item[1]))
         elif kind == "flatten":

@@ -121,6 +121,52 @@ def spike_conv2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stride=1, pad
     Returns:
         ``[N, C_out, H_out, W_out]``, equal to ``F.conv2d`` up to float rounding.
     """
+    _check_inputs(x, weight)
+    _check_mode(mode, max_density)
+    plan = _plan(x, weight, bias, stride, padding, dilation, groups)
+    if plan is None:
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)  # F.conv2d checks shapes
+    x4, s, p, d, fast = plan
+    q, sparse_fwd, sparse = _choose(x4, fast, mode, max_density)
+    y = SpikeConv2dFunction.apply(x4, weight, bias, q, sparse_fwd, sparse, s, p, d)
+    return y.squeeze(0) if x.dim() == 3 else y
+
+
+def _plan(x, weight, bias, stride, padding, dilation, groups):
+    """``(x4, stride, padding, dilation, fast)`` for the int8-saving path, or ``None`` where a
+    plain ``F.conv2d`` applies (string padding, groups, empty or mismatched input)."""
+    if isinstance(padding, str) or groups != 1 or x.shape[-3] != weight.shape[1]:
+        return None
+    s, p, d = _pair(stride, "stride", 1), _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
+    x4 = x.unsqueeze(0) if x.dim() == 3 else x
+    if x4.numel() == 0 or any((x4.shape[2 + i] + 2 * p[i] - d[i] * (weight.shape[2 + i] - 1) - 1) < 0
+                              for i in range(2)):
+        return None  # empty or too small: torch's result / error
+    fast = (x4.device.type == "cpu" and x4.dtype in (torch.float32, torch.float64) and weight.dtype == x4.dtype
+            and (bias is None or bias.dtype == x4.dtype) and weight.device.type == "cpu" and _numba_ok())
+    return x4, s, p, d, fast
+
+
+def _choose(x4, fast, mode, max_density):
+    """``(q, sparse_forward, sparse_weight_grad)``: the exact int8 copy of ``x4`` (or ``None``) and
+    which kernels ``mode`` and the measured density pick."""
+    if not fast:
+        return _compact_torch(x4.detach())[0], False, False
+    from ..kernels.numba_spike_conv import int8_scan
+
+    q, nnz, exact = int8_scan(x4.detach())
+    sparse = mode == "sparse" or (mode == "auto" and nnz <= max_density * x4.numel())
+    sparse_fwd = mode == "sparse" or (sparse and nnz <= FORWARD_MAX_DENSITY * x4.numel())
+    return (q if exact else None), sparse_fwd, sparse
+
+
+def _check_mode(mode, max_density):
+    check_choice(mode, "mode", _MODES)
+    if not (isinstance(max_density, (int, float)) and 0.0 <= float(max_density) <= 1.0):
+        raise ValueError(f"max_density must be a float in [0, 1], got {max_density!r}")
+
+
+def _check_inputs(x, weight):
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
@@ -129,31 +175,8 @@ def spike_conv2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stride=1, pad
     if x.dim() not in (3, 4) or not x.is_floating_point():
         raise ValueError(f"x must be a floating [N, C_in, H, W] or [C_in, H, W] tensor, got dtype {x.dtype} "
                          f"and shape {tuple(x.shape)}")
-    check_choice(mode, "mode", _MODES)
-    if not (isinstance(max_density, (int, float)) and 0.0 <= float(max_density) <= 1.0):
-        raise ValueError(f"max_density must be a float in [0, 1], got {max_density!r}")
-    if isinstance(padding, str) or groups != 1 or x.shape[-3] != weight.shape[1]:
-        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)  # F.conv2d checks shapes
-    s, p, d = _pair(stride, "stride", 1), _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
-    squeeze = x.dim() == 3
-    x4 = x.unsqueeze(0) if squeeze else x
-    if x4.numel() == 0 or any((x4.shape[2 + i] + 2 * p[i] - d[i] * (weight.shape[2 + i] - 1) - 1) < 0
-                              for i in range(2)):
-        return F.conv2d(x, weight, bias, s, p, d)  # empty or too small: torch's result / error
-    fast = (x4.device.type == "cpu" and x4.dtype in (torch.float32, torch.float64) and weight.dtype == x4.dtype
-            and (bias is None or bias.dtype == x4.dtype) and weight.device.type == "cpu" and _numba_ok())
-    if fast:
-        from ..kernels.numba_spike_conv import int8_scan
 
-        q, nnz, exact = int8_scan(x4.detach())
-        q = q if exact else None
-        sparse = mode == "sparse" or (mode == "auto" and nnz <= max_density * x4.numel())
-        sparse_fwd = mode == "sparse" or (sparse and nnz <= FORWARD_MAX_DENSITY * x4.numel())
-    else:
-        q, _ = _compact_torch(x4.detach())
-        sparse = sparse_fwd = False
-    y = SpikeConv2dFunction.apply(x4, weight, bias, q, sparse_fwd, sparse, s, p, d)
-    return y.squeeze(0) if squeeze else y
+
 
 
 class SpikeConv2d(nn.Conv2d):
@@ -184,9 +207,7 @@ class SpikeConv2d(nn.Conv2d):
                  mode: str = "auto", max_density: float = DEFAULT_MAX_DENSITY):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device, dtype)
-        check_choice(mode, "mode", _MODES)
-        if not (isinstance(max_density, (int, float)) and 0.0 <= float(max_density) <= 1.0):
-            raise ValueError(f"max_density must be a float in [0, 1], got {max_density!r}")
+        _check_mode(mode, max_density)
         self.mode = mode
         self.max_density = float(max_density)
 
