@@ -26,7 +26,7 @@ from .numba_spike_conv import _gather, _layout, _map, _parts, _scatter
 
 
 @njit(cache=True, nogil=True)
-def _conv_pool_fwd(x, wt, bias, y, off, Hc, Wc, ch, ah, ih, cw, bw, jw, flip, lo, hi):
+def _conv_pool_fwd(x, ptr, codes, wt, bias, y, off, Hc, Wc, ch, ah, ih, cw, bw, jw, flip, lo, hi):
     O, Hp, Wp = y.shape[1], y.shape[2], y.shape[3]
     buf = np.empty((Hc, Wc * O), y.dtype)
     for n in range(lo, hi):
@@ -34,7 +34,7 @@ def _conv_pool_fwd(x, wt, bias, y, off, Hc, Wc, ch, ah, ih, cw, bw, jw, flip, lo
             for j in range(Wc):
                 for o in range(O):
                     buf[i, j * O + o] = bias[o]
-        _scatter(x, n, wt, buf, O, ch, ah, ih, cw, bw, jw, flip)
+        _scatter(x, n, ptr, codes, wt, buf, O, ch, ah, ih, cw, bw, jw, flip)
         for o in range(O):
             for i in range(Hp):
                 for j in range(Wp):
@@ -45,7 +45,7 @@ def _conv_pool_fwd(x, wt, bias, y, off, Hc, Wc, ch, ah, ih, cw, bw, jw, flip, lo
 
 
 @njit(cache=True, nogil=True)
-def _conv_pool_wgrad(x, gp, off, gwt, gb, Hc, Wc, ch, ah, ih, cw, bw, jw, flip, lo, hi):
+def _conv_pool_wgrad(x, ptr, codes, gp, off, gwt, gb, Hc, Wc, ch, ah, ih, cw, bw, jw, flip, lo, hi):
     O, Hp, Wp = gp.shape[1], gp.shape[2], gp.shape[3]
     buf = np.zeros((Hc, Wc * O), gp.dtype)
     for n in range(lo, hi):
@@ -59,23 +59,23 @@ def _conv_pool_wgrad(x, gp, off, gwt, gb, Hc, Wc, ch, ah, ih, cw, bw, jw, flip, 
                     buf[2 * i + k // 2, (2 * j + k % 2) * O + o] = t
                     s += t
             gb[o] = s
-        _gather(x, n, gwt, buf, O, ch, ah, ih, cw, bw, jw, flip)
+        _gather(x, n, ptr, codes, gwt, buf, O, ch, ah, ih, cw, bw, jw, flip)
 
 
-def conv_pool_forward(x: torch.Tensor, weight: torch.Tensor, bias, stride, padding, dilation, conv_hw):
+def conv_pool_forward(x: torch.Tensor, active, weight: torch.Tensor, bias, stride, padding, dilation, conv_hw):
     """``(y, offsets)``: ``max_pool2d(conv2d(x), 2)`` ``[N, O, H_c // 2, W_c // 2]`` and uint8 offsets."""
     N, O = x.shape[0], weight.shape[0]
     wt, taps, flip = _layout(x.shape, weight, conv_hw, stride, padding, dilation)
     b = bias.detach().contiguous() if bias is not None else torch.zeros(O, dtype=weight.dtype)
     y = torch.empty(N, O, conv_hw[0] // 2, conv_hw[1] // 2, dtype=weight.dtype)
     off = torch.empty(y.shape, dtype=torch.uint8)
-    _map(_conv_pool_fwd, _parts(N), x.contiguous().numpy(), wt.numpy(), b.numpy(), y.numpy(), off.numpy(),
+    _map(_conv_pool_fwd, _parts(N), x.contiguous().numpy(), active[0].numpy(), active[1].numpy(), wt.numpy(), b.numpy(), y.numpy(), off.numpy(),
          conv_hw[0], conv_hw[1], *taps, flip)
     return y, off
 
 
-def conv_pool_weight_grad(x: torch.Tensor, gp: torch.Tensor, off: torch.Tensor, weight: torch.Tensor, stride,
-                          padding, dilation, conv_hw):
+def conv_pool_weight_grad(x: torch.Tensor, active, gp: torch.Tensor, off: torch.Tensor, weight: torch.Tensor,
+                          stride, padding, dilation, conv_hw):
     """``(dL/dw, dL/db)`` of :func:`conv_pool_forward` from the pooled gradient ``gp``."""
     O, C, kh, kw = weight.shape
     _, taps, flip = _layout(x.shape, weight, conv_hw, stride, padding, dilation)
@@ -83,8 +83,9 @@ def conv_pool_weight_grad(x: torch.Tensor, gp: torch.Tensor, off: torch.Tensor, 
     pw = torch.zeros(len(parts), C, kh, kw * O, dtype=gp.dtype)
     pb = torch.zeros(len(parts), O, dtype=gp.dtype)
     pwa, pba = pw.numpy(), pb.numpy()
-    _map(lambda x_, g_, o_, w_, b_, lo, hi: _conv_pool_wgrad(x_, g_, o_, w_, b_, conv_hw[0], conv_hw[1], *taps,
-                                                              flip, lo, hi),
+    pa, ca = active[0].numpy(), active[1].numpy()
+    _map(lambda x_, g_, o_, w_, b_, lo, hi: _conv_pool_wgrad(x_, pa, ca, g_, o_, w_, b_, conv_hw[0], conv_hw[1],
+                                                              *taps, flip, lo, hi),
          parts, x.contiguous().numpy(), gp.contiguous().numpy(), off.numpy(),
          per_part=[(pwa[t], pba[t]) for t in range(len(parts))])
     gw = pw.sum(0).view(C, kh, kw, O).permute(3, 0, 1, 2)

@@ -67,83 +67,107 @@ def _taps(n_in, n_out, k, s, p, d):
 
 
 @njit(cache=True, nogil=True)
-def _scatter(x, n, wt, buf, O, ch, ah, ih, cw, bw, jw, flip):
+def _scatter(x, n, ptr, codes, wt, buf, O, ch, ah, ih, cw, bw, jw, flip):
     """``buf[i, j * O + o] += x[n, c, h, w] * w[o, c, a, b]`` over the active inputs of sample ``n``.
 
-    ``buf`` ``[Ho, Wo * O]`` is one sample's output, channels-last (it stays in cache); ``wt`` is
-    ``[C, kh, kw * O]``. ``flip`` (stride 1, dilation 1 in width): ``wt`` is flipped in width, so an
-    active input at column ``w`` meets output columns ``j0 .. j0 + kw - 1`` (``j0 = w + p_w - kw + 1``,
-    ``p_w`` passed in ``jw[0, 0]``) with taps ``0 .. kw - 1``: one contiguous run of ``kw * O``
-    multiply-adds per kernel row. Otherwise the width taps come from the table ``(cw, bw, jw)``.
+    The active inputs are ``codes[ptr[n]:ptr[n + 1]]``, each ``c << 20 | h << 10 | w`` (from
+    :func:`conv_scan`). ``buf`` ``[Ho, Wo * O]`` is one sample's output, channels-last (it stays in
+    cache); ``wt`` is ``[C, kh, kw * O]``. ``flip`` (stride 1, dilation 1 in width): ``wt`` is
+    flipped in width, so an active input at column ``w`` meets output columns ``j0 .. j0 + kw - 1``
+    (``j0 = w + p_w - kw + 1``, ``p_w`` passed in ``jw[0, 0]``) with taps ``0 .. kw - 1``: one
+    contiguous run of ``kw * O`` multiply-adds per kernel row. Otherwise the width taps come from
+    the table ``(cw, bw, jw)``.
     """
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
     kw = wt.shape[2] // O
     Wo = buf.shape[1] // O
     pw = jw[0, 0]
-    for c in range(C):
-        for h in range(H):
-            if ch[h] == 0:
-                continue
-            for w in range(W):
-                v = x[n, c, h, w]
-                if v == 0:
-                    continue
-                if flip:
-                    j0 = w + pw - kw + 1
-                    e_lo = max(0, -j0) * O
-                    e_hi = min(kw, Wo - j0) * O
-                    for e in range(ch[h]):
-                        orow = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
-                        wrow = wt[c, ah[h, e], e_lo:e_hi]
-                        for q in range(e_hi - e_lo):
-                            orow[q] += v * wrow[q]
-                else:
-                    for e in range(ch[h]):
-                        i, a = ih[h, e], ah[h, e]
-                        for f in range(cw[w]):
-                            orow = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
-                            wrow = wt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
-                            for o in range(O):
-                                orow[o] += v * wrow[o]
+    for t in range(ptr[n], ptr[n + 1]):
+        c, h, w = codes[t] >> 20, (codes[t] >> 10) & 1023, codes[t] & 1023
+        v = x[n, c, h, w]
+        if flip:
+            j0 = w + pw - kw + 1
+            e_lo = max(0, -j0) * O
+            e_hi = min(kw, Wo - j0) * O
+            for e in range(ch[h]):
+                orow = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
+                wrow = wt[c, ah[h, e], e_lo:e_hi]
+                for q in range(e_hi - e_lo):
+                    orow[q] += v * wrow[q]
+        else:
+            for e in range(ch[h]):
+                i, a = ih[h, e], ah[h, e]
+                for f in range(cw[w]):
+                    orow = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
+                    wrow = wt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
+                    for o in range(O):
+                        orow[o] += v * wrow[o]
 
 
 @njit(cache=True, nogil=True)
-def _gather(x, n, gwt, buf, O, ch, ah, ih, cw, bw, jw, flip):
+def _gather(x, n, ptr, codes, gwt, buf, O, ch, ah, ih, cw, bw, jw, flip):
     """``gwt[c, a, b * O + o] += x[n, c, h, w] * buf[i, j * O + o]`` over the active inputs of sample
     ``n`` (``buf``: that sample's output gradient, channels-last; layouts as in :func:`_scatter`)."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
     kw = gwt.shape[2] // O
     Wo = buf.shape[1] // O
     pw = jw[0, 0]
-    for c in range(C):
-        for h in range(H):
-            if ch[h] == 0:
-                continue
-            for w in range(W):
-                v = x[n, c, h, w]
-                if v == 0:
-                    continue
-                if flip:
-                    j0 = w + pw - kw + 1
-                    e_lo = max(0, -j0) * O
-                    e_hi = min(kw, Wo - j0) * O
-                    for e in range(ch[h]):
-                        grow = gwt[c, ah[h, e], e_lo:e_hi]
-                        row = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
-                        for q in range(e_hi - e_lo):
-                            grow[q] += v * row[q]
-                else:
-                    for e in range(ch[h]):
-                        i, a = ih[h, e], ah[h, e]
-                        for f in range(cw[w]):
-                            grow = gwt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
-                            row = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
-                            for o in range(O):
-                                grow[o] += v * row[o]
+    for t in range(ptr[n], ptr[n + 1]):
+        c, h, w = codes[t] >> 20, (codes[t] >> 10) & 1023, codes[t] & 1023
+        v = x[n, c, h, w]
+        if flip:
+            j0 = w + pw - kw + 1
+            e_lo = max(0, -j0) * O
+            e_hi = min(kw, Wo - j0) * O
+            for e in range(ch[h]):
+                grow = gwt[c, ah[h, e], e_lo:e_hi]
+                row = buf[ih[h, e], j0 * O + e_lo:j0 * O + e_hi]
+                for q in range(e_hi - e_lo):
+                    grow[q] += v * row[q]
+        else:
+            for e in range(ch[h]):
+                i, a = ih[h, e], ah[h, e]
+                for f in range(cw[w]):
+                    grow = gwt[c, a, bw[w, f] * O:(bw[w, f] + 1) * O]
+                    row = buf[i, jw[w, f] * O:(jw[w, f] + 1) * O]
+                    for o in range(O):
+                        grow[o] += v * row[o]
 
 
 @njit(cache=True, nogil=True)
-def _conv_fwd(x, wt, bias, out, ch, ah, ih, cw, bw, jw, flip, lo, hi):
+def _scan_conv(x, q, codes, counts, lo, hi):
+    """Samples lo..hi: ``q[n] = int8(x[n])``, the nonzeros of ``x[n]`` as ``c << 20 | h << 10 | w``
+    in ``codes[n, :counts[n]]``; returns ``(nonzeros, all exact in int8)``."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    nnz = 0
+    exact = True
+    for n in range(lo, hi):
+        k = 0
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    v = x[n, c, h, w]
+                    r = 0
+                    if v != 0:
+                        codes[n, k] = (c << 20) | (h << 10) | w
+                        k += 1
+                        if v >= -128 and v <= 127 and v == int(v):
+                            r = int(v)
+                        else:
+                            exact = False
+                    q[n, c, h, w] = r
+        counts[n] = k
+        nnz += k
+    return nnz, exact
+
+
+@njit(cache=True, nogil=True)
+def _pack(codes, ptr, out):
+    for n in range(codes.shape[0]):
+        for k in range(ptr[n + 1] - ptr[n]):
+            out[ptr[n] + k] = codes[n, k]
+
+
+@njit(cache=True, nogil=True)
+def _conv_fwd(x, ptr, codes, wt, bias, out, ch, ah, ih, cw, bw, jw, flip, lo, hi):
     """``out[n] = bias + x[n] * w`` (cross-correlation) for samples lo..hi; ``out`` ``[N, O, Ho, Wo]``."""
     O, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
     buf = np.empty((Ho, Wo * O), out.dtype)
@@ -152,7 +176,7 @@ def _conv_fwd(x, wt, bias, out, ch, ah, ih, cw, bw, jw, flip, lo, hi):
             for j in range(Wo):
                 for o in range(O):
                     buf[i, j * O + o] = bias[o]
-        _scatter(x, n, wt, buf, O, ch, ah, ih, cw, bw, jw, flip)
+        _scatter(x, n, ptr, codes, wt, buf, O, ch, ah, ih, cw, bw, jw, flip)
         for o in range(O):
             for i in range(Ho):
                 for j in range(Wo):
@@ -160,7 +184,7 @@ def _conv_fwd(x, wt, bias, out, ch, ah, ih, cw, bw, jw, flip, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def _conv_wgrad(x, g, gwt, gb, ch, ah, ih, cw, bw, jw, flip, lo, hi):
+def _conv_wgrad(x, ptr, codes, g, gwt, gb, ch, ah, ih, cw, bw, jw, flip, lo, hi):
     """``gwt += x[n] (*) g[n]`` and ``gb += sum of g[n]`` over samples lo..hi (``g`` ``[N, O, Ho, Wo]``,
     copied per sample into a channels-last buffer first)."""
     O, Ho, Wo = g.shape[1], g.shape[2], g.shape[3]
@@ -174,7 +198,7 @@ def _conv_wgrad(x, g, gwt, gb, ch, ah, ih, cw, bw, jw, flip, lo, hi):
                     buf[i, j * O + o] = t
                     s += t
             gb[o] = s
-        _gather(x, n, gwt, buf, O, ch, ah, ih, cw, bw, jw, flip)
+        _gather(x, n, ptr, codes, gwt, buf, O, ch, ah, ih, cw, bw, jw, flip)
 
 
 def _parts(n: int, min_per: int = 1):
@@ -204,6 +228,30 @@ def int8_scan(x: torch.Tensor):
 
 
 
+def conv_scan(x: torch.Tensor):
+    """``(q, nnz, exact, active)`` for a 4-D CPU float ``x`` ``[N, C, H, W]`` in one pass: its int8
+    copy, nonzero count, whether int8 holds it exactly, and ``active = (ptr, codes)``: the nonzeros
+    of sample ``n`` are ``codes[ptr[n]:ptr[n + 1]]`` (int32 ``c << 20 | h << 10 | w``; needs
+    ``C < 2048``, ``H, W < 1024``)."""
+    x = x.contiguous()
+    N = x.shape[0]
+    q = torch.empty(x.shape, dtype=torch.int8)
+    codes = torch.empty(N, x[0].numel(), dtype=torch.int32)  # capacity; only what is written is touched
+    counts = torch.zeros(N, dtype=torch.int64)
+    res = _map(_scan_conv, _parts(N, max(1, _MIN_SCAN // max(1, x[0].numel()))), x.numpy(), q.numpy(),
+               codes.numpy(), counts.numpy())
+    ptr = torch.zeros(N + 1, dtype=torch.int64)
+    torch.cumsum(counts, 0, out=ptr[1:])
+    packed = torch.empty(int(ptr[-1]), dtype=torch.int32)
+    _pack(codes.numpy(), ptr.numpy(), packed.numpy())
+    return q, sum(r[0] for r in res), all(r[1] for r in res), (ptr, packed)
+
+
+def conv_scan_fits(x_shape) -> bool:
+    """Whether :func:`conv_scan`'s packed codes hold every position of ``x_shape``."""
+    return x_shape[1] < 2048 and x_shape[2] < 1024 and x_shape[3] < 1024
+
+
 def _layout(x_shape, weight, out_hw, stride, padding, dilation):
     """The ``[C, kh, kw * O]`` weight (width-flipped when ``flip``), the tap tables and ``flip``."""
     O, C, kh, kw = weight.shape
@@ -219,17 +267,20 @@ def _layout(x_shape, weight, out_hw, stride, padding, dilation):
     return wt, th + tw, flip
 
 
-def spike_conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias, stride, padding, dilation, out_hw):
-    """Contiguous ``[N, C_out, H_out, W_out]`` convolution of a sparse ``x`` (float or int8)."""
+def spike_conv2d_forward(x: torch.Tensor, active, weight: torch.Tensor, bias, stride, padding, dilation, out_hw):
+    """Contiguous ``[N, C_out, H_out, W_out]`` convolution of a sparse ``x`` (float or int8) whose
+    nonzeros are ``active`` (from :func:`conv_scan`)."""
     N, O = x.shape[0], weight.shape[0]
     wt, taps, flip = _layout(x.shape, weight, out_hw, stride, padding, dilation)
     b = bias.detach().contiguous() if bias is not None else torch.zeros(O, dtype=weight.dtype)
     out = torch.empty(N, O, out_hw[0], out_hw[1], dtype=weight.dtype)
-    _map(_conv_fwd, _parts(N), x.contiguous().numpy(), wt.numpy(), b.numpy(), out.numpy(), *taps, flip)
+    _map(_conv_fwd, _parts(N), x.contiguous().numpy(), active[0].numpy(), active[1].numpy(), wt.numpy(), b.numpy(),
+         out.numpy(), *taps, flip)
     return out
 
 
-def spike_conv2d_weight_grad(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor, stride, padding, dilation):
+def spike_conv2d_weight_grad(x: torch.Tensor, active, g: torch.Tensor, weight: torch.Tensor, stride, padding,
+                             dilation):
     """``(dL/dw, dL/db)`` from a sparse ``x`` (float or int8) and ``g`` ``[N, C_out, H_out, W_out]``."""
     O, C, kh, kw = weight.shape
     _, taps, flip = _layout(x.shape, weight, g.shape[2:], stride, padding, dilation)
@@ -237,10 +288,11 @@ def spike_conv2d_weight_grad(x: torch.Tensor, g: torch.Tensor, weight: torch.Ten
     pw = torch.zeros(len(parts), C, kh, kw * O, dtype=g.dtype)
     pb = torch.zeros(len(parts), O, dtype=g.dtype)
     xa, ga, pwa, pba = x.contiguous().numpy(), g.contiguous().numpy(), pw.numpy(), pb.numpy()
-    _map(lambda x_, g_, w_, b_, lo, hi: _conv_wgrad(x_, g_, w_, b_, *taps, flip, lo, hi), parts, xa, ga,
+    pa, ca = active[0].numpy(), active[1].numpy()
+    _map(lambda x_, g_, w_, b_, lo, hi: _conv_wgrad(x_, pa, ca, g_, w_, b_, *taps, flip, lo, hi), parts, xa, ga,
          per_part=[(pwa[t], pba[t]) for t in range(len(parts))])
     gw = pw.sum(0).view(C, kh, kw, O).permute(3, 0, 1, 2)
     return (gw.flip(3) if flip else gw).contiguous(), pb.sum(0)
 
 
-__all__ = ["int8_scan", "spike_conv2d_forward", "spike_conv2d_weight_grad"]
+__all__ = ["int8_scan", "conv_scan", "conv_scan_fits", "spike_conv2d_forward", "spike_conv2d_weight_grad"]

@@ -66,25 +66,26 @@ class SpikeConv2dFunction(torch.autograd.Function):
     """``F.conv2d`` (groups 1, numeric zero padding) saving an exact int8 copy ``q`` of ``x``."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, q, sparse_fwd, sparse, stride, padding, dilation):
+    def forward(ctx, x, weight, bias, q, sparse_fwd, sparse, stride, padding, dilation, active=None):
+        # active: (ptr, codes) of x's nonzeros from conv_scan, needed by the sparse kernels
         if sparse_fwd:
             from ..kernels.numba_spike_conv import spike_conv2d_forward
 
             out_hw = [(x.shape[2 + i] + 2 * padding[i] - dilation[i] * (weight.shape[2 + i] - 1) - 1)
                       // stride[i] + 1 for i in range(2)]
-            y = spike_conv2d_forward(q if q is not None else x.detach(), weight, bias, stride, padding,
-                                     dilation, out_hw)
+            y = spike_conv2d_forward(q if q is not None else x.detach(), active, weight, bias, stride,
+                                     padding, dilation, out_hw)
         else:
             y = F.conv2d(x.detach(), weight.detach(), None if bias is None else bias.detach(),
                          stride, padding, dilation)
-        ctx.save_for_backward(q if q is not None else x.detach(), weight)
+        ctx.save_for_backward(q if q is not None else x.detach(), weight, *(active if sparse else ()))
         ctx.meta = (x.dtype, tuple(x.shape), sparse, stride, padding, dilation, bias is not None)
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
-        xs, weight = ctx.saved_tensors
+        xs, weight, *active = ctx.saved_tensors
         dtype, x_shape, sparse, stride, padding, dilation, has_bias = ctx.meta
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
@@ -92,7 +93,7 @@ class SpikeConv2dFunction(torch.autograd.Function):
         if sparse and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
             from ..kernels.numba_spike_conv import spike_conv2d_weight_grad
 
-            gw, gb = spike_conv2d_weight_grad(xs, g, weight, stride, padding, dilation)
+            gw, gb = spike_conv2d_weight_grad(xs, active, g, weight, stride, padding, dilation)
         elif ctx.needs_input_grad[1]:
             gw = torch.nn.grad.conv2d_weight(xs.to(dtype), weight.shape, g, stride, padding, dilation)
         gw = gw if ctx.needs_input_grad[1] else None
@@ -100,7 +101,7 @@ class SpikeConv2dFunction(torch.autograd.Function):
             gb = None
         elif gb is None:
             gb = g.sum((0, 2, 3))
-        return gx, gw, gb, None, None, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None, None, None
 
 
 def spike_conv2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stride=1, padding=0, dilation=1,
@@ -127,8 +128,8 @@ def spike_conv2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stride=1, pad
     if plan is None:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)  # F.conv2d checks shapes
     x4, s, p, d, fast = plan
-    q, sparse_fwd, sparse = _choose(x4, fast, mode, max_density)
-    y = SpikeConv2dFunction.apply(x4, weight, bias, q, sparse_fwd, sparse, s, p, d)
+    q, sparse_fwd, sparse, active = _choose(x4, fast, mode, max_density)
+    y = SpikeConv2dFunction.apply(x4, weight, bias, q, sparse_fwd, sparse, s, p, d, active)
     return y.squeeze(0) if x.dim() == 3 else y
 
 
@@ -148,16 +149,20 @@ def _plan(x, weight, bias, stride, padding, dilation, groups):
 
 
 def _choose(x4, fast, mode, max_density):
-    """``(q, sparse_forward, sparse_weight_grad)``: the exact int8 copy of ``x4`` (or ``None``) and
-    which kernels ``mode`` and the measured density pick."""
+    """``(q, sparse_forward, sparse_weight_grad, active)``: the exact int8 copy of ``x4`` (or
+    ``None``), which kernels ``mode`` and the measured density pick, and the nonzeros' positions
+    (:func:`~surrogate_nets.kernels.numba_spike_conv.conv_scan`, one pass for all of it)."""
     if not fast:
-        return _compact_torch(x4.detach())[0], False, False
-    from ..kernels.numba_spike_conv import int8_scan
+        return _compact_torch(x4.detach())[0], False, False, None
+    from ..kernels.numba_spike_conv import conv_scan, conv_scan_fits, int8_scan
 
-    q, nnz, exact = int8_scan(x4.detach())
+    if not conv_scan_fits(x4.shape):  # positions too large to pack: int8 saving only
+        q, _, exact = int8_scan(x4.detach())
+        return (q if exact else None), False, False, None
+    q, nnz, exact, active = conv_scan(x4.detach())
     sparse = mode == "sparse" or (mode == "auto" and nnz <= max_density * x4.numel())
     sparse_fwd = mode == "sparse" or (sparse and nnz <= FORWARD_MAX_DENSITY * x4.numel())
-    return (q if exact else None), sparse_fwd, sparse
+    return (q if exact else None), sparse_fwd, sparse, active
 
 
 def _check_mode(mode, max_density):

@@ -35,12 +35,12 @@ class SpikeConvPool2dFunction(torch.autograd.Function):
     """``max_pool2d(conv2d(x), 2)`` by the fused sparse kernels; saves int8 ``q`` (or ``x``) and offsets."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, q, stride, padding, dilation, conv_hw):
+    def forward(ctx, x, weight, bias, q, active, stride, padding, dilation, conv_hw):
         from ..kernels.numba_conv_pool import conv_pool_forward
 
         xs = q if q is not None else x.detach()
-        y, off = conv_pool_forward(xs, weight, bias, stride, padding, dilation, conv_hw)
-        ctx.save_for_backward(xs, weight, off)
+        y, off = conv_pool_forward(xs, active, weight, bias, stride, padding, dilation, conv_hw)
+        ctx.save_for_backward(xs, weight, off, *active)
         ctx.meta = (tuple(x.shape), stride, padding, dilation, conv_hw, bias is not None)
         return y
 
@@ -50,16 +50,16 @@ class SpikeConvPool2dFunction(torch.autograd.Function):
         from ..kernels.numba_conv_pool import conv_pool_weight_grad
         from ..kernels.numba_max_pool import max_pool2d_backward
 
-        xs, weight, off = ctx.saved_tensors
+        xs, weight, off, *active = ctx.saved_tensors
         x_shape, stride, padding, dilation, conv_hw, has_bias = ctx.meta
         gx = gw = gb = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            gw, gb = conv_pool_weight_grad(xs, gp, off, weight, stride, padding, dilation, conv_hw)
+            gw, gb = conv_pool_weight_grad(xs, active, gp, off, weight, stride, padding, dilation, conv_hw)
         if ctx.needs_input_grad[0]:
             g_conv = max_pool2d_backward(gp, off, False, (x_shape[0], weight.shape[0], *conv_hw), *_POOL2)
             gx = torch.nn.grad.conv2d_input(x_shape, weight, g_conv, stride, padding, dilation)
         return (gx, gw if ctx.needs_input_grad[1] else None,
-                gb if has_bias and ctx.needs_input_grad[2] else None, None, None, None, None, None)
+                gb if has_bias and ctx.needs_input_grad[2] else None, None, None, None, None, None, None)
 
 
 def spike_conv_max_pool2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stride=1, padding=0, dilation=1,
@@ -84,11 +84,11 @@ def spike_conv_max_pool2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stri
     x4, s, p, d, fast = plan
     conv_hw = tuple((x4.shape[2 + i] + 2 * p[i] - d[i] * (weight.shape[2 + i] - 1) - 1) // s[i] + 1
                     for i in range(2))
-    q, sparse_fwd, sparse = _choose(x4, fast, mode, max_density)
+    q, sparse_fwd, sparse, active = _choose(x4, fast, mode, max_density)
     if sparse_fwd and min(conv_hw) >= 2:
-        y = SpikeConvPool2dFunction.apply(x4, weight, bias, q, s, p, d, conv_hw)
+        y = SpikeConvPool2dFunction.apply(x4, weight, bias, q, active, s, p, d, conv_hw)
     else:
-        y = max_pool2d(SpikeConv2dFunction.apply(x4, weight, bias, q, sparse_fwd, sparse, s, p, d), 2)
+        y = max_pool2d(SpikeConv2dFunction.apply(x4, weight, bias, q, sparse_fwd, sparse, s, p, d, active), 2)
     return y.squeeze(0) if x.dim() == 3 else y
 
 

@@ -106,8 +106,11 @@ def test_saves_input_as_int8_only_when_exact(monkeypatch, numba_on, values, save
     x = _input(values, torch.float32).requires_grad_()
     x_big = (_input("binary", torch.float32) * 200).requires_grad_()  # not representable in int8
     w = torch.randn(5, 4, 3, 3, requires_grad=True)
-    assert _saved(lambda: spike_conv2d(x, w)) == [saved, torch.float32]
-    assert _saved(lambda: spike_conv2d(x_big, w)) == [torch.float32, torch.float32]
+    # input (int8 when exact), weight, and with the sparse kernels the active positions (ptr, codes)
+    index = [torch.int64, torch.int32] if numba_on else []
+    assert _saved(lambda: spike_conv2d(x, w, mode="sparse")) == [saved, torch.float32] + index
+    assert _saved(lambda: spike_conv2d(x_big, w, mode="sparse")) == [torch.float32, torch.float32] + index
+    assert _saved(lambda: spike_conv2d(x, w, mode="dense")) == [saved, torch.float32]
 
 
 @needs_numba
@@ -250,7 +253,7 @@ def test_conv_pool_fused_by_auto_at_low_density_and_saves_little():
     assert type(y.grad_fn).__name__.startswith("SpikeConvPool2dFunction")
     w = torch.randn(5, 2, 3, 3, requires_grad=True)
     saved = _saved(lambda: spike_conv_max_pool2d(x, w, mode="sparse"))
-    assert sorted(map(str, saved)) == sorted(map(str, [torch.int8, torch.float32, torch.uint8]))
+    assert saved == [torch.int8, torch.float32, torch.uint8, torch.int64, torch.int32]
 
 
 @needs_numba
