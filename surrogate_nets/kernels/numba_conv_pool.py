@@ -35,11 +35,12 @@ def _conv_pool_fwd(x, ptr, codes, wt, bias, y, off, Hc, Wc, ch, ah, ih, cw, bw, 
                 for o in range(O):
                     buf[i, j * O + o] = bias[o]
         _scatter(x, n, ptr, codes, wt, buf, O, ch, ah, ih, cw, bw, jw, flip)
-        for o in range(O):
-            for i in range(Hp):
-                for j in range(Wp):
-                    b, k = _max4(buf[2 * i, 2 * j * O + o], buf[2 * i, (2 * j + 1) * O + o],
-                                 buf[2 * i + 1, 2 * j * O + o], buf[2 * i + 1, (2 * j + 1) * O + o])
+        for i in range(Hp):
+            r0, r1 = buf[2 * i], buf[2 * i + 1]
+            for j in range(Wp):
+                c0, c1 = 2 * j * O, (2 * j + 1) * O
+                for o in range(O):  # contiguous in the buffer
+                    b, k = _max4(r0[c0 + o], r0[c1 + o], r1[c0 + o], r1[c1 + o])
                     y[n, o, i, j] = b
                     off[n, o, i, j] = k
 
