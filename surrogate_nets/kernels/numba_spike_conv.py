@@ -1,21 +1,23 @@
 r"""Spike-sparse 2-D convolution on CPU (numba): scatter the kernel of every active input.
 
 For an input ``x`` ``[N, C_in, H, W]`` that is mostly zeros (spikes, events), weight ``w``
-``[C_out, C_in, k_h, k_w]`` (held as ``w^T`` ``[C_in, k_h, k_w, C_out]``), stride ``s``, padding
-``p``, dilation ``d`` and groups 1:
+``[C_out, C_in, k_h, k_w]``, stride ``s``, padding ``p``, dilation ``d`` and groups 1:
 
 .. math::
-    y_{n,i,j,:} = b + \sum_{c,h,w:\ x_{n,c,h,w} \ne 0}\ \sum_{a,b:\ i s_h = h + p_h - a d_h,\
-                  j s_w = w + p_w - b d_w} x_{n,c,h,w}\, w^T_{c,a,b,:},
+    y_{n,:,i,j} = b + \sum_{c,h,w:\ x_{n,c,h,w} \ne 0}\ \sum_{a,b:\ i s_h = h + p_h - a d_h,\
+                  j s_w = w + p_w - b d_w} x_{n,c,h,w}\, w_{:,c,a,b},
 
-    \partial L/\partial w^T_{c,a,b,:} = \sum_{\text{same } (n,c,h,w,i,j)} x_{n,c,h,w}\, g_{n,i,j,:}
+    \partial L/\partial w_{:,c,a,b} = \sum_{\text{same } (n,c,h,w,i,j)} x_{n,c,h,w}\, g_{n,:,i,j}
 
-(``y`` and ``g`` channels-last ``[N, H_out, W_out, C_out]``, so the innermost loop runs over
-``C_out`` contiguous values). Each costs ``numel(x)`` zero tests plus ``nnz(x) k_h k_w C_out``
-multiply-adds, against ``numel(y) C_in k_h k_w`` for the dense convolution. Samples are split
-over ``torch.get_num_threads()`` threads (the kernels release the GIL); the weight gradient is
-accumulated per thread and summed. :func:`int8_scan` packs the input into int8 in one pass and
-says whether that was exact and how many entries are nonzero (the density test).
+Each costs ``nnz(x) k_h k_w C_out`` multiply-adds, against ``numel(y) C_in k_h k_w`` for the
+dense convolution. :func:`conv_scan` makes one pass over ``x``: its int8 copy (saved for backward
+when exact), the density, and the list of active positions per sample, which the kernels then
+walk (no second scan). Inputs and outputs are NCHW; each sample's output (or output gradient)
+is accumulated channels-last in a buffer ``[H_out, W_out * C_out]`` that stays in cache, so the
+innermost loop runs over contiguous ``k_w * C_out`` (stride 1) or ``C_out`` values. Samples are
+split over ``torch.get_num_threads()`` threads (the kernels release the GIL; the calling thread
+takes one part); the weight gradient is accumulated per thread and summed. :func:`int8_scan` is
+the flat variant (int8 copy, nonzero count, exactness) that ``SpikeLinear`` uses.
 """
 
 from __future__ import annotations
