@@ -66,7 +66,7 @@ def test_nan_and_inf_like_torch(backend):
 
 @pytest.mark.parametrize("cfg", CONFIGS[:4])
 def test_gradcheck(backend, cfg):
-    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)  # distinct values: no ties
+    x = torch.randn(1, 2, 7, 6, dtype=torch.float64, requires_grad=True)  # distinct values: no ties
     assert torch.autograd.gradcheck(lambda t: max_pool2d(t, **cfg), (x,))
 
 
