@@ -194,9 +194,9 @@ class SpikeConv2d(nn.Conv2d):
     replace the convolution that follows a spiking layer or reads event frames. Shapes:
     ``[N, C_in, H, W]`` -> ``[N, C_out, H_out, W_out]``; inside
     :class:`~surrogate_nets.layers.Sequential` it runs time-distributed on ``[T, B, C_in, H, W]``.
-    See :func:`spike_conv2d` for what is computed sparsely and what is saved. Non-zero
-    ``padding_mode`` falls back to ``nn.Conv2d.forward``. Being an ``nn.Conv2d``, exporters that
-    map convolutions (e.g. :func:`surrogate_nets.nir.to_nir`) treat it as one.
+    See :func:`spike_conv2d` for what is computed sparsely and what is saved. A ``padding_mode``
+    other than ``"zeros"`` falls back to ``nn.Conv2d.forward``. Being an ``nn.Conv2d``, exporters that
+    map convolutions (e.g. :func:`surrogate_nets.nir.export`) treat it as one.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
