@@ -10,7 +10,8 @@ NaN is kept, as ``aten::max_pool2d_with_indices`` on CPU does), and the backward
 ``dL/dx[p, pos(o_{p,i,j})] += dL/dy_{p,i,j}``. Two layouts: NCHW planes (``_fwd_planes``) and
 channels-last input (``_fwd_nhwc``: the channel loop is innermost and contiguous); both write a
 contiguous NCHW output. Work is split over the batch by ``torch.get_num_threads()`` threads
-(the kernels release the GIL); each thread owns whole samples, so the scatter has no races.
+(torch's OpenMP team where possible, see :mod:`surrogate_nets.kernels._omp_team`, else a thread
+pool; the kernels release the GIL); each thread owns whole samples, so the scatter has no races.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from numba import njit
+
+from ._omp_team import run_parts
 
 _MIN_PER_THREAD = 8
 _POOL = {}
@@ -196,10 +199,12 @@ def _run(fn, n: int, *args) -> None:
     if workers == 1:
         fn(*args, 0, n)
         return
-    if workers - 1 not in _POOL:
-        _POOL[workers - 1] = ThreadPoolExecutor(workers - 1, thread_name_prefix="surrogate_nets_pool")
     step = -(-n // workers)
     parts = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    if run_parts(fn, parts, *args) is not None:  # torch's OpenMP team where available
+        return
+    if workers - 1 not in _POOL:
+        _POOL[workers - 1] = ThreadPoolExecutor(workers - 1, thread_name_prefix="surrogate_nets_pool")
     # the last part runs in this thread (it would otherwise wait idle while torch's OpenMP
     # workers may still spin on the other cores)
     futs = [_POOL[workers - 1].submit(fn, *args, lo, hi) for lo, hi in parts[:-1]]

@@ -15,8 +15,8 @@ when exact), the density, and the list of active positions per sample, which the
 walk (no second scan). Inputs and outputs are NCHW; each sample's output (or output gradient)
 is accumulated channels-last in a buffer ``[H_out, W_out * C_out]`` that stays in cache, so the
 innermost loop runs over contiguous ``k_w * C_out`` (stride 1) or ``C_out`` values. Samples are
-split over ``torch.get_num_threads()`` threads (the kernels release the GIL; the calling thread
-takes one part); the weight gradient is accumulated per thread and summed. :func:`int8_scan` is
+split over ``torch.get_num_threads()`` threads: torch's own OpenMP team where possible
+(:mod:`surrogate_nets.kernels._omp_team`), else a thread pool (the kernels release the GIL); the weight gradient is accumulated per thread and summed. :func:`int8_scan` is
 the flat variant (int8 copy, nonzero count, exactness) that ``SpikeLinear`` uses.
 """
 
@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from numba import njit
+
+from ._omp_team import run_parts
 
 _POOL = {}
 _MIN_SCAN = 1 << 16  # entries per thread below which int8_scan stays on one thread
@@ -212,6 +214,9 @@ def _parts(n: int, min_per: int = 1):
 def _map(fn, parts, *args, per_part=None):
     """``fn(*args, *per_part[t], lo, hi)`` for every part ``t``; the last runs in this thread (it
     would otherwise wait idle while torch's OpenMP workers may still spin on the other cores)."""
+    team = run_parts(fn, parts, *args, per_part=per_part)  # torch's OpenMP team where available
+    if team is not None:
+        return team
     extra = per_part or [()] * len(parts)
     if len(parts) > 1 and len(parts) - 1 not in _POOL:
         _POOL[len(parts) - 1] = ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="surrogate_nets_conv")
