@@ -1,17 +1,16 @@
 """layers.MaxPool2d / max_pool2d: equal to torch's max pooling, saving only uint8 window offsets."""
 
-import importlib.util
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from surrogate_nets.kernels import numba_available
 import surrogate_nets.layers.max_pool as mp
 from surrogate_nets import layers
 from surrogate_nets.layers import MaxPool2d, max_pool2d
 
-HAS_NUMBA = importlib.util.find_spec("numba") is not None
+HAS_NUMBA = numba_available()  # numba installed and not switched off (SURROGATE_NETS_NO_NUMBA)
 CONFIGS = [dict(kernel_size=2), dict(kernel_size=2, ceil_mode=True), dict(kernel_size=3, stride=2, padding=1),
            dict(kernel_size=(3, 2), stride=(1, 2), dilation=(2, 1)), dict(kernel_size=3, stride=2, ceil_mode=True),
            dict(kernel_size=(2, 3), stride=1, padding=(1, 0))]

@@ -1,17 +1,16 @@
 """layers.SpikeConv2d / spike_conv2d: equal to nn.Conv2d, sparse kernels, int8-saved spike input."""
 
-import importlib.util
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from surrogate_nets.kernels import numba_available
 import surrogate_nets.layers.spike_conv as sc
 from surrogate_nets import layers
 from surrogate_nets.layers import SpikeConv2d, spike_conv2d
 
-HAS_NUMBA = importlib.util.find_spec("numba") is not None
+HAS_NUMBA = numba_available()  # numba installed and not switched off (SURROGATE_NETS_NO_NUMBA)
 needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="the sparse kernels need numba (surrogate-nets[fast])")
 GEOMS = [dict(), dict(stride=2, padding=1), dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1)),
          dict(padding=2), dict(stride=(2, 1), dilation=(1, 2))]
