@@ -127,6 +127,7 @@ def max_pool2d(x: torch.Tensor, kernel_size, stride=None, padding=0, dilation=1,
     Returns:
         ``[N, C, H_out, W_out]`` (or ``[C, H_out, W_out]``), equal to ``F.max_pool2d``; the gradient
         equals ``F.max_pool2d``'s. Windows larger than 256 positions fall back to ``F.max_pool2d``.
+        Once differentiable (no gradient of the gradient).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")

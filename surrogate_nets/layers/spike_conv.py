@@ -121,7 +121,8 @@ def spike_conv2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stride=1, pad
             ``"dense"`` (``F.conv2d``'s compute; the int8-saved input still applies).
         max_density: density threshold of ``"auto"`` in [0, 1].
     Returns:
-        ``[N, C_out, H_out, W_out]``, equal to ``F.conv2d`` up to float rounding.
+        ``[N, C_out, H_out, W_out]``, equal to ``F.conv2d`` up to float rounding. Once differentiable
+        (no gradient of the gradient) except where it falls back to a plain ``F.conv2d``.
     """
     _check_inputs(x, weight)
     _check_mode(mode, max_density)

@@ -74,7 +74,7 @@ def spike_conv_max_pool2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stri
             forward would (CPU float32/float64 with numba, density at most ``FORWARD_MAX_DENSITY``
             or ``mode="sparse"``).
     Returns:
-        ``[N, C_out, H_c // 2, W_c // 2]`` (``H_c, W_c`` the conv output size).
+        ``[N, C_out, H_c // 2, W_c // 2]`` (``H_c, W_c`` the conv output size). Once differentiable.
     """
     _check_inputs(x, weight)
     _check_mode(mode, max_density)
