@@ -15,9 +15,11 @@ found by bisection on the batch) so that the LIF after it fires at ``--rate`` (d
 the plain init these nets stay silent on sparse inputs, unlike any trained net. Loss (the same for
 all): cross entropy on the output spike counts (sum over time). Same initial weights everywhere
 (copied from one seeded init), same batch for every step. Each library in its idiomatic fast
-form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``; ``+SpikeLinear``:
-every Linear whose input is a spike/event tensor is a :class:`surrogate_nets.layers.SpikeLinear`,
-which also saves that input as int8; ``+bf16``: and every LIF with ``save_dtype=torch.bfloat16``,
+form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``/``nn.Conv2d``/
+``nn.MaxPool2d``; ``+spike layers``: every Linear / Conv2d whose input is a spike/event tensor is a
+:class:`surrogate_nets.layers.SpikeLinear` / :class:`~surrogate_nets.layers.SpikeConv2d` (sparse
+compute, input saved as int8), a Conv2d with spike input followed by ``MaxPool2d(2)`` one
+:class:`~surrogate_nets.layers.SpikeConvPool2d` (fused; uint8 argmax offsets saved); ``+bf16``: and every LIF with ``save_dtype=torch.bfloat16``,
 which runs the torch scan backend); SpikingJelly multi-step ``layer.*`` +
 ``LIFNode(tau, decay_input=False, v_reset=None)`` (torch backend on CPU); snnTorch stateless layers
 folded over time and ``Leaky(beta, reset_delay=False)`` stepped over time.
@@ -31,6 +33,7 @@ Run (peers in their own venv)::
 
     PYTHONPATH=. /work/venv-bench/bin/python benchmarks/train_step_peers.py --threads 2 \
         [--workloads nmnist-conv,shd-mlp] [--repeat 15] [--profile] [--out table.md]
+    # on a shared machine: --threads 1 --clock thread (CPU time of the one thread, load-robust)
 """
 
 from __future__ import annotations
@@ -59,17 +62,25 @@ WORKLOADS = {
 
 # ------------------------------------------------------------------------------ models
 def build_ours(spec, beta, spike_linear=False, **lif_kw):
-    """``spike_linear``: Linears whose input is spikes/events (not after a conv/pool) gather."""
+    """``spike_linear``: the spike layers a user would pick: every Linear whose input is
+    spikes/events (not after a conv/pool) is a ``layers.SpikeLinear``; such a Conv2d is a
+    ``layers.SpikeConvPool2d`` when a 2x2 max pool follows (conv + pool fused), else a
+    ``layers.SpikeConv2d``; other max-pools are ``layers.MaxPool2d`` (uint8 argmax offsets saved)."""
     from surrogate_nets import layers, neurons
     from surrogate_nets.surrogate import ATan
 
-    mods, prev = [], "input"
-    for item in spec:
+    mods, prev, spec = [], "input", list(spec)
+    for pos, item in enumerate(spec):
         kind = item[0]
+        if kind == "pool" and mods and isinstance(mods[-1], layers.SpikeConvPool2d):
+            continue  # fused into the conv before it
         if kind == "conv":
-            mods.append(nn.Conv2d(item[1], item[2], item[3]))
+            sparse_in = spike_linear and prev in ("input", "lif")
+            pooled = sparse_in and pos + 1 < len(spec) and spec[pos + 1] == ("pool", 2)
+            cls = layers.SpikeConvPool2d if pooled else layers.SpikeConv2d if sparse_in else nn.Conv2d
+            mods.append(cls(item[1], item[2], item[3]))
         elif kind == "pool":
-            mods.append(nn.MaxPool2d(item[1]))
+            mods.append((layers.MaxPool2d if spike_linear else nn.MaxPool2d)(item[1]))
         elif kind == "flatten":
             mods.append(layers.Flatten())
             continue  # keeps `prev`
@@ -251,7 +262,7 @@ def make_libs(name, seed, libs_wanted, extra=(), x=None, rate=0.1):
     models = {"surrogate_nets": ref}
     sl = build_ours(spec, beta, spike_linear=True)
     copy_weights(ref, sl)
-    models["surrogate_nets+SpikeLinear"] = sl
+    models["surrogate_nets+spike layers"] = sl
     for label, kw in extra:
         m = build_ours(spec, beta, spike_linear=True, **kw)
         copy_weights(ref, m)
@@ -281,19 +292,21 @@ def run_workload(name, a):
     for k, m in models.items():
         for _ in range(a.warmup):
             step(m, opts[k], x, y)
+    clock = time.thread_time if a.clock == "thread" else time.perf_counter
     times = {k: [] for k in models}
     for _ in range(a.repeat):
         for k, m in models.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             step(m, opts[k], x, y)
-            times[k].append(1e3 * (time.perf_counter() - t0))
+            times[k].append(1e3 * (clock() - t0))
     saved = {k: saved_bytes(m, x, y) for k, m in models.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     sj = "spikingjelly" if "spikingjelly" in med else None
     lines = [f"**{name}: T={T}, B={B}, input {'x'.join(map(str, shape))} at {density:.0%} density, "
              f"layers {' '.join(s[0] + ('' if len(s) == 1 else str(s[1:])) for s in spec)}; "
              f"initial LIF rates {', '.join(f'{r:.1%}' for r in make_libs.rates)}; "
-             f"{torch.get_num_threads()} threads, median of {a.repeat} interleaved steps**", "",
+             f"{torch.get_num_threads()} threads, median of {a.repeat} interleaved steps"
+             f"{', CPU time of the one thread' if a.clock == 'thread' else ''}**", "",
              "| library | ms/step (median) | min-max | x SpikingJelly time | saved for backward MB | "
              "x SpikingJelly saved |", "| --- | --- | --- | --- | --- | --- |"]
     for k in models:
@@ -304,18 +317,18 @@ def run_workload(name, a):
     text = "\n".join(lines)
     print(text, "\n", flush=True)
     if a.profile:
-        profile(models["surrogate_nets+SpikeLinear"], opts["surrogate_nets+SpikeLinear"], x, y, name)
+        profile(models["surrogate_nets+spike layers"], opts["surrogate_nets+spike layers"], x, y, name)
     return text
 
 
 def profile(model, opt, x, y, name):
-    """Top ops by self CPU time over 3 steps of ours (+SpikeLinear)."""
+    """Top ops by self CPU time over 3 steps of ours (+spike layers)."""
     from torch.profiler import ProfilerActivity, profile as prof
 
     with prof(activities=[ProfilerActivity.CPU]) as p:
         for _ in range(3):
             step(model, opt, x, y)
-    print(f"profile of surrogate_nets+SpikeLinear on {name} (3 steps):")
+    print(f"profile of surrogate_nets+spike layers on {name} (3 steps):")
     print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
 
 
@@ -335,8 +348,13 @@ def main(argv=None):
     p.add_argument("--out", default=None)
     p.add_argument("--no-bf16", action="store_true",
                    help="leave out the row with LIF(save_dtype=torch.bfloat16)")
+    p.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                   help="'thread': CPU time of the calling thread (needs --threads 1, where every "
+                        "library runs in that thread): robust to other jobs on a shared machine")
     a = p.parse_args(argv)
-    a.extra = () if a.no_bf16 else (("surrogate_nets+SpikeLinear+bf16", {"save_dtype": torch.bfloat16}),)
+    if a.clock == "thread" and a.threads != 1:
+        p.error("--clock thread needs --threads 1 (with more threads the work runs in other threads too)")
+    a.extra = () if a.no_bf16 else (("surrogate_nets+spike layers+bf16", {"save_dtype": torch.bfloat16}),)
     if a.threads:
         torch.set_num_threads(a.threads)
     import surrogate_nets

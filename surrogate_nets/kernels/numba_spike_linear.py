@@ -8,8 +8,9 @@ For a spike input ``x`` ``[M, I]`` (mostly zeros) and ``W^T`` ``[I, O]``:
 
 Each costs ``M I`` zero tests plus ``nnz(x) O`` multiply-adds instead of ``M I O`` for the dense
 GEMM. The inner loop runs over the ``O`` contiguous outputs (vectorised). Rows are split over
-``torch.get_num_threads()`` threads (the kernels release the GIL); the weight gradient is
-accumulated per thread and summed.
+``torch.get_num_threads()`` threads (torch's OpenMP team where possible, see
+:mod:`surrogate_nets.kernels._omp_team`, else a thread pool; the kernels release the GIL); the
+weight gradient is accumulated per thread and summed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from numba import njit
+
+from ._omp_team import run_parts
 
 _MIN_ROWS_PER_THREAD = 256
 _POOL = {}
@@ -67,7 +70,7 @@ def sparse_input_matmul(x: torch.Tensor, wt: torch.Tensor, out: torch.Tensor) ->
     parts, workers = _chunks(x.shape[0])
     if workers == 1:
         _gather_add(xa, wa, oa, 0, x.shape[0])
-    else:
+    elif run_parts(_gather_add, parts, xa, wa, oa) is None:  # torch's OpenMP team, else our pool
         for f in [_pool(workers).submit(_gather_add, xa, wa, oa, lo, hi) for lo, hi in parts]:
             f.result()
     return out
@@ -83,10 +86,11 @@ def sparse_input_weight_grad(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return gwt
     partial = torch.zeros(len(parts), x.shape[1], g.shape[1], dtype=g.dtype)
     pa = partial.numpy()
-    futs = [_pool(workers).submit(_scatter_grad, xa, ga, pa[i], lo, hi)
-            for i, (lo, hi) in enumerate(parts)]
-    for f in futs:
-        f.result()
+    if run_parts(_scatter_grad, parts, xa, ga, per_part=[(pa[i],) for i in range(len(parts))]) is None:
+        futs = [_pool(workers).submit(_scatter_grad, xa, ga, pa[i], lo, hi)
+                for i, (lo, hi) in enumerate(parts)]
+        for f in futs:
+            f.result()
     return partial.sum(0)
 
 

@@ -14,3 +14,10 @@ __all__ = ["TimeDistributed", "fold_time", "Sequential", "Flatten", "TemporalDro
 from .delay import DelayedLinear, DelayState, DelayWidthSchedule, SynapticDelay
 
 __all__ += ["SynapticDelay", "DelayedLinear", "DelayWidthSchedule", "DelayState"]
+
+# spike-input convolution and memory-lean max pooling (issue 11)
+from .max_pool import MaxPool2d, max_pool2d
+from .spike_conv import SpikeConv2d, spike_conv2d
+from .spike_conv_pool import SpikeConvPool2d, spike_conv_max_pool2d
+
+__all__ += ["MaxPool2d", "max_pool2d", "SpikeConv2d", "spike_conv2d", "SpikeConvPool2d", "spike_conv_max_pool2d"]

@@ -47,8 +47,10 @@ def _numba_ok() -> bool:
 def _compact(x: torch.Tensor) -> torch.Tensor:
     """``x`` as int8 when that is exact (spikes, small counts), else ``x``: 1/4 of the saved bytes.
 
-    Lossless: the backward converts back to the input dtype; any value that int8 does not hold
-    exactly (fractions, |x| > 127, nan) keeps the input dtype.
+    Lossless: the kernels read the int8 values directly (int8 * float is exact to the float
+    product); any value that int8 does not hold exactly (fractions, |x| > 127, nan) keeps the input
+    dtype. (:func:`spike_linear` gets the same copy, the exactness and the density in one pass from
+    :func:`~surrogate_nets.kernels.numba_spike_conv.int8_scan`.)
     """
     xi = x.to(torch.int8)
     return xi if torch.equal(xi.to(x.dtype), x) else x
@@ -58,15 +60,17 @@ class SpikeLinearFunction(torch.autograd.Function):
     """``y = x W^T + b`` for a 2-D spike input ``x`` ``[M, I]`` by gather-add (CPU, numba)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, q=None):
+        # q: an exact int8 copy of x (from int8_scan) or None; the kernels read it directly
         from ..kernels.numba_spike_linear import sparse_input_matmul
 
         x = x.contiguous()
         out = (bias.expand(x.shape[0], weight.shape[0]).clone() if bias is not None
                else x.new_zeros(x.shape[0], weight.shape[0]))
-        sparse_input_matmul(x.detach(), weight.detach().t().contiguous(), out)
+        xs = q if q is not None else _compact(x.detach())
+        sparse_input_matmul(xs, weight.detach().t().contiguous(), out)
         ctx.x_dtype = x.dtype
-        ctx.save_for_backward(_compact(x.detach()), weight)
+        ctx.save_for_backward(xs, weight)
         ctx.has_bias = bias is not None
         return out
 
@@ -74,13 +78,12 @@ class SpikeLinearFunction(torch.autograd.Function):
     def backward(ctx, g):
         from ..kernels.numba_spike_linear import sparse_input_weight_grad
 
-        x, weight = ctx.saved_tensors
-        x = x.to(ctx.x_dtype)  # int8 -> float: exact (a no-op when saved as is)
+        x, weight = ctx.saved_tensors  # x: int8 when exact (the kernel reads it as is)
         g = g.contiguous()
         gx = g @ weight if ctx.needs_input_grad[0] else None
         gw = sparse_input_weight_grad(x.detach(), g).t() if ctx.needs_input_grad[1] else None
         gb = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gx, gw, gb
+        return gx, gw, gb, None
 
 
 def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias=None, mode: str = "auto",
@@ -100,12 +103,17 @@ def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias=None, mode: str = "
     usable = (mode != "dense" and x.device.type == "cpu" and weight.device.type == "cpu"
               and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
               and (bias is None or bias.dtype == x.dtype) and x.numel() > 0 and _numba_ok())
-    if usable and mode == "auto":
-        usable = float(torch.count_nonzero(x)) <= max_density * x.numel()
+    q = None
+    if usable:  # one pass: the int8 copy saved for backward, its exactness and the density
+        from ..kernels.numba_spike_conv import int8_scan
+
+        q, nnz, exact = int8_scan(x.detach())
+        q = q.reshape(-1, x.shape[-1]) if exact else None
+        usable = mode == "sparse" or nnz <= max_density * x.numel()
     if not usable:
         return F.linear(x, weight, bias)
     lead = x.shape[:-1]
-    y = SpikeLinearFunction.apply(x.reshape(-1, x.shape[-1]), weight, bias)
+    y = SpikeLinearFunction.apply(x.reshape(-1, x.shape[-1]), weight, bias, q)
     return y.reshape(*lead, weight.shape[0])
 
 

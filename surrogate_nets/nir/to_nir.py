@@ -22,7 +22,8 @@ DEFAULT_DT = 1e-4  # seconds; the step length snnTorch and SpikingJelly assume w
 #: modules that vanish in an exported (inference) graph
 _IDENTITY = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, TemporalDropout)
 _LEAF = (BaseNeuron, TimeDistributed, Flatten, nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool2d,
-         nn.LPPool2d, nn.Flatten, SumPool2d, Scale, SynapticDelay, DelayedLinear) + _IDENTITY
+         nn.LPPool2d, nn.Flatten, SumPool2d, Scale, SynapticDelay, DelayedLinear,
+         nn.MaxPool2d) + _IDENTITY  # MaxPool2d (incl. layers.MaxPool2d): a leaf, so it is named if unsupported
 _ADD = {operator.add, torch.add, operator.iadd}
 
 
