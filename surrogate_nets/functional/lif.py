@@ -381,37 +381,21 @@ def lif_scan(x: torch.Tensor, v0: Optional[torch.Tensor] = None,
     cfg = scan_config(x, alpha, surrogate, reset, detach_reset, decay_input, levels, relaxed)
     _bk.check_backend("lif", backend)
     if save_dtype is not None:
-        _check_save_dtype(save_dtype, backend)
-        from .lif_low_mem import _scan_low_mem
+        from .lif_low_mem import check_save_dtype
 
-        return _scan_low_mem(save_dtype, backend, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
-    return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta_t, threshold=th_t, **cfg)
-
-
-#: the dtypes ``save_dtype`` accepts
-SAVE_DTYPES = (torch.bfloat16, torch.float16)
-
-
-def _check_save_dtype(save_dtype, backend):
-    if save_dtype not in SAVE_DTYPES:
-        raise ValueError(f"save_dtype must be None, torch.bfloat16 or torch.float16, got {save_dtype!r}")
-    from .lif_low_mem import low_mem_backends
-
-    if backend != "auto" and backend not in low_mem_backends():
-        raise ValueError(f"save_dtype={save_dtype} runs on the backends {low_mem_backends()}: backend "
-                         f"must be 'auto' or one of them, got {backend!r}")
+        check_save_dtype(save_dtype, backend)
+    return _lif_scan_unchecked(x=x, v0=v0, beta=beta_t, threshold=th_t, backend=backend,
+                               save_dtype=save_dtype, **cfg)
 
 
 def _lif_scan_unchecked(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset, decay_input,
-                        levels, backend="auto", save_dtype=None) -> LIFScanResult:
+                        levels, backend="auto", save_dtype=None, relaxed=False) -> LIFScanResult:
     """:func:`lif_scan` without argument checks (modules validate once at construction)."""
+    kw = dict(x=x, v0=v0, beta=beta, threshold=threshold, alpha=alpha, surrogate=surrogate,
+              reset=reset, detach_reset=detach_reset, decay_input=decay_input, levels=levels,
+              relaxed=relaxed)
     if save_dtype is not None:
         from .lif_low_mem import _scan_low_mem
 
-        return _scan_low_mem(save_dtype, backend, x=x, v0=v0, beta=beta, threshold=threshold,
-                             alpha=alpha, surrogate=surrogate, reset=reset,
-                             detach_reset=detach_reset, decay_input=decay_input, levels=levels,
-                             relaxed=False)
-    return _bk.dispatch("lif", backend, x=x, v0=v0, beta=beta, threshold=threshold, alpha=alpha,
-                        surrogate=surrogate, reset=reset, detach_reset=detach_reset,
-                        decay_input=decay_input, levels=levels, relaxed=False)
+        return _scan_low_mem(save_dtype, backend, **kw)
+    return _bk.dispatch("lif", backend, **kw)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
+import torch
 from torch.autograd.function import once_differentiable
 
 from .lif import LIFScanFunction, LIFScanResult, _bptt
@@ -80,9 +81,22 @@ def low_mem_backends() -> list:
     return ["torch"] + list(_LOW_MEM)
 
 
+#: the dtypes ``save_dtype`` accepts
+SAVE_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def check_save_dtype(save_dtype, backend) -> None:
+    """``ValueError`` unless ``save_dtype`` is in :data:`SAVE_DTYPES` and ``backend`` runs it."""
+    if save_dtype not in SAVE_DTYPES:
+        raise ValueError(f"save_dtype must be None, torch.bfloat16 or torch.float16, got {save_dtype!r}")
+    if backend != "auto" and backend not in low_mem_backends():
+        raise ValueError(f"save_dtype={save_dtype} runs on the backends {low_mem_backends()}: backend "
+                         f"must be 'auto' or one of them, got {backend!r}")
+
+
 def _scan_low_mem(save_dtype, backend, **kw) -> LIFScanResult:
     """The ``save_dtype`` scan on ``backend`` (``"auto"``, ``"torch"`` or a registered name; the
-    name was checked by ``_check_save_dtype``)."""
+    name was checked by :func:`check_save_dtype`)."""
     if backend == "auto":
         for fn, supports in _LOW_MEM.values():
             if supports(**kw):

@@ -6,7 +6,8 @@ from typing import NamedTuple, Optional, Union
 
 import torch
 
-from ..functional.lif import _check_save_dtype, _lif_scan_unchecked, lif_step
+from ..functional.lif import _lif_scan_unchecked, lif_step
+from ..functional.lif_low_mem import check_save_dtype
 from ..surrogate import alpha_for
 from .base import SpikingNeuron, _fmt, check_scan_backend
 from .parametrize import DECAY_FLOOR, Constrained
@@ -80,7 +81,7 @@ class LIF(SpikingNeuron):
         self.decay_input = bool(decay_input)
         self.backend = _check_backend(backend)
         if save_dtype is not None:
-            _check_save_dtype(save_dtype, self.backend)
+            check_save_dtype(save_dtype, self.backend)
         self.save_dtype = save_dtype
 
     @property
