@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
 # The GPU check of the fused kernels (issue 11), < 6 minutes on one GPU.
 #
+# HOW TO RUN IT (a session that is lent the GPU machine; it has no network, so two steps):
+#   1. here:   bash benchmarks/gpu_prepare.sh
+#              (fetches the peers and their import-time needs, pinned, into benchmarks/wheels,
+#               git-ignored, ~28 MB; prints the wheelhouse + tree size, < 64 MiB together)
+#   2. device: the `run` tool with carry=["benchmarks/wheels"], timeout_s=420 and the command
+#              OUT=$OUT bash benchmarks/gpu_check.sh
+#              (the step limits below sum to 345 s, plus the install, ~20 s). What comes back:
+#              env.txt, gpu_check.log, roofline.md, neurons_float32.md, neurons_float16.md,
+#              train.md and logs.tar.gz (every other log; the tool returns at most 8 files).
+#   Then give_back, and put the tables in benchmarks/RESULTS.md with the card's name.
+#
 #   OUT=/some/dir bash benchmarks/gpu_check.sh            # on a machine with CUDA
 #   OUT=/tmp/gc   bash benchmarks/gpu_check.sh --dry-run  # CPU-only: same steps, tiny sizes
-#   (PYTHON=... picks the interpreter; GPU_CHECK_SKIP_TESTS=1 skips step 2)
+#   (PYTHON=... picks the interpreter; GPU_CHECK_SKIP_TESTS=1 skips step 2;
+#    GPU_CHECK_INSTALL_ONLY=1 runs step 1 alone, installing even with --dry-run;
+#    GPU_CHECK_SITE=dir is where carried wheels go, default /tmp/gpu_check_site;
+#    GPU_CHECK_WHEELS="dir ..." replaces the folders searched for wheels)
 #
-# 1. installs what is missing (triton, numba, the peers) from wheels carried in the tree
-#    (benchmarks/wheels/*.whl or shared/wheels/*.whl) -- the GPU machine has no network;
+# 1. installs what is missing from the wheels carried in the tree (benchmarks/wheels/*.whl or
+#    shared/wheels/*.whl): pip --no-index --no-deps --target $GPU_CHECK_SITE (put on PYTHONPATH),
+#    one wheel at a time in the order `gpu_prepare.sh --list` prints (dependency order), each only
+#    when its distribution is not installed yet; then any other wheel found there (numba, ...);
+#    every outcome goes to $OUT/install.log and a summary line to gpu_check.log; env.txt then
+#    lists the versions and whether each benchmark's peer modules import;
 # 2. runs the kernel tests on CUDA (pytest -m cuda tests/kernels: the LIF/LI/ALIF scans and the
 #    fused fake quantizer, Triton, every mode and gradient vs the torch backends; the LIF
 #    save_dtype kernel; the torch.library ops under torch.compile(fullgraph) with Dynamo,
@@ -30,30 +48,83 @@ export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 log() { echo "[gpu_check $(date +%T)] $*" | tee -a "$OUT/gpu_check.log"; }
 
 # ---------------------------------------------------------------- 1. environment
+WHEELDIRS=()
+for d in ${GPU_CHECK_WHEELS:-benchmarks/wheels shared/wheels}; do
+  compgen -G "$d/*.whl" >/dev/null && WHEELDIRS+=("$d")
+done
+INSTALL_ONLY="${GPU_CHECK_INSTALL_ONLY:-0}"
+if [[ ${#WHEELDIRS[@]} -gt 0 && ( $DRY -eq 0 || $INSTALL_ONLY == 1 ) ]]; then
+  SITE="${GPU_CHECK_SITE:-/tmp/gpu_check_site}"
+  mkdir -p "$SITE"
+  export PYTHONPATH="$PYTHONPATH:$SITE"
+  log "installing missing packages from ${WHEELDIRS[*]} into $SITE"
+  # the wheel file of distribution $1 (any version: gpu_prepare keeps one of each), else ""
+  wheel_of() {
+    local n; n="$(echo "$1" | tr 'A-Z.-' 'a-z__')"
+    for d in "${WHEELDIRS[@]}"; do
+      for f in "$d"/*.whl; do
+        [[ "$(basename "$f" | tr 'A-Z' 'a-z')" == "$n"-* ]] && { echo "$f"; return; }
+      done
+    done
+  }
+  installed() { "$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1" 2>/dev/null; }
+  ORDER=$(bash benchmarks/gpu_prepare.sh --list | cut -d= -f1)
+  # then the wheels not on the list (e.g. numba, llvmlite put in shared/wheels), in name order
+  for d in "${WHEELDIRS[@]}"; do
+    for f in "$d"/*.whl; do ORDER+=$'\n'"$(basename "$f" | cut -d- -f1)"; done
+  done
+  N_OK=0; N_SKIP=0; FAILED=""; SEEN=" "
+  for name in $ORDER; do
+    key="$(echo "$name" | tr 'A-Z.-' 'a-z__')"
+    [[ "$SEEN" == *" $key "* ]] && continue
+    SEEN+="$key "
+    have="$(installed "$name")"
+    if [[ -n "$have" ]]; then
+      echo "present  $name $have" >> "$OUT/install.log"; N_SKIP=$((N_SKIP + 1)); continue
+    fi
+    whl="$(wheel_of "$name")"
+    if [[ -z "$whl" ]]; then
+      echo "NO WHEEL $name" >> "$OUT/install.log"; FAILED+=" $name(no-wheel)"; continue
+    fi
+    if timeout 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --disable-pip-version-check --upgrade --target "$SITE" "$whl" >> "$OUT/install.log" 2>&1; then
+      echo "ok       $name <- $whl" >> "$OUT/install.log"; N_OK=$((N_OK + 1))
+    else
+      echo "FAILED   $name <- $whl (rc $?)" >> "$OUT/install.log"; FAILED+=" $name"
+    fi
+  done
+  log "install: $N_OK installed, $N_SKIP already present, failed:${FAILED:- none} (install.log)"
+fi
 {
   echo "date: $(date -u)"; echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   "$PY" - <<'PYEOF'
-import importlib, torch
+import importlib, importlib.metadata as md
+import torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
 if torch.cuda.is_available():
     print("device", torch.cuda.get_device_name())
-for m in ("triton", "numba", "snntorch", "spikingjelly", "norse", "sinabs"):
+# the modules the benchmarks import (neurons_peers.py, train_peers.py, tests)
+MODS = {"triton": ["triton"], "numba": ["numba"], "snntorch": ["snntorch", "snntorch.surrogate"],
+        "spikingjelly": ["spikingjelly.activation_based." + m for m in ("functional", "neuron", "surrogate", "layer")],
+        "norse": ["norse.torch"], "sinabs": ["sinabs.activation", "sinabs.layers"]}
+for dist, mods in MODS.items():
     try:
-        print(m, importlib.import_module(m).__version__ if hasattr(importlib.import_module(m), "__version__") else "?")
+        v = md.version(dist)
+    except md.PackageNotFoundError:
+        v = "not installed"
+    try:
+        for m in mods:
+            importlib.import_module(m)
+        print(dist, v, "imports ok")
     except Exception as e:  # noqa: BLE001
-        print(m, "missing:", type(e).__name__)
+        print(dist, v, "import FAILS:", type(e).__name__, e)
 PYEOF
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
-
-WHEELS=""
-for d in benchmarks/wheels shared/wheels; do [[ -d "$d" ]] && WHEELS="$WHEELS --find-links $d"; done
-if [[ -n "$WHEELS" && $DRY -eq 0 ]]; then
-  log "installing missing packages from$WHEELS"
-  for m in triton numba pytest snntorch spikingjelly norse sinabs; do
-    "$PY" -c "import $m" 2>/dev/null || timeout 60 "$PY" -m pip install --no-index $WHEELS --no-deps "$m" >>"$OUT/install.log" 2>&1 || true
-  done
+if [[ $INSTALL_ONLY == 1 ]]; then
+  log "GPU_CHECK_INSTALL_ONLY=1: stopping after step 1"
+  exit 0
 fi
 
 if [[ $DRY -eq 1 ]]; then
@@ -107,4 +178,8 @@ else
   cat "$OUT/train.md" 2>/dev/null
 fi
 log "done (tests rc=$TEST_RC); tables in $OUT"
+# the device tool brings back at most 8 files from $OUT: keep the tables, env.txt and
+# gpu_check.log loose, the other logs (tests, install, each step's stderr) in one logs.tar.gz
+( cd "$OUT" && L=$(ls *.log 2>/dev/null | grep -v '^gpu_check.log$') && [[ -n "$L" ]] &&
+  tar czf logs.tar.gz $L && rm -f $L ) || true
 exit $TEST_RC
