@@ -4,10 +4,10 @@
 # HOW TO RUN IT (a session that is lent the GPU machine; it has no network, so two steps):
 #   1. here:   bash benchmarks/gpu_prepare.sh
 #              (fetches the peers and their import-time needs, pinned, into benchmarks/wheels,
-#               git-ignored, ~28 MB; prints the wheelhouse + tree size, < 64 MiB together)
+#               git-ignored, ~27 MB; prints the wheelhouse + tree size, < 64 MiB together)
 #   2. device: the `run` tool with carry=["benchmarks/wheels"], timeout_s=420 and the command
 #              OUT=$OUT bash benchmarks/gpu_check.sh
-#              (the step limits below sum to 345 s, plus the install, ~20 s). What comes back:
+#              (the step limits below sum to 345 s, plus the install, ~10 s). What comes back:
 #              env.txt, gpu_check.log, roofline.md, neurons_float32.md, neurons_float16.md,
 #              train.md and logs.tar.gz (every other log; the tool returns at most 8 files).
 #   Then give_back, and put the tables in benchmarks/RESULTS.md with the card's name.

@@ -11,20 +11,26 @@
 #
 # What is fetched (pinned; install order = dependency order, as gpu_check.sh installs them):
 # * our package needs nothing: `import surrogate_nets` and everything the check runs import only
-#   torch, numpy, tqdm (+ triton, pytest, hypothesis, numba for the tests), all in the GPU image;
-# * the four peers the benchmarks import and each one's IMPORT-TIME needs for the modules they use
-#   (found by experiment: a venv with only torch/numpy/tqdm/pytest/hypothesis/h5py/triton, these
-#   wheels installed with --no-index --no-deps, then the benchmarks' imports):
+#   torch, numpy, tqdm (+ triton, pytest, hypothesis for the tests), all in the GPU image;
+# * the four peers the benchmarks import and each one's IMPORT-TIME needs for the modules they use,
+#   found by experiment (a venv with only torch/numpy/tqdm/pytest/hypothesis/h5py/triton, these
+#   wheels installed with --no-index --no-deps, then the benchmarks' imports, then each wheel
+#   left out in turn):
 #     snntorch (snntorch, snntorch.surrogate)                        -> nothing more
 #     spikingjelly (activation_based.functional/neuron/surrogate/layer) -> loguru
-#     norse (norse.torch)                                            -> nir, nirtorch (no torchvision)
+#     norse (norse.torch)                                            -> nir, nirtorch (no torchvision;
+#         matplotlib only if installed, then it must import whole)
 #     sinabs (sinabs.activation, sinabs.layers)                      -> pbr, nir, nirtorch, and
 #         matplotlib (sinabs/__init__ imports sinabs.network, which imports pylab)
-# * the matplotlib stack (binary cp3XX wheels) is in the GPU image as its package list reads, so
-#   gpu_check.sh skips it there; it is carried anyway (about 23 MB) in case that list is stale,
-#   since without it the sinabs rows are lost. --no-mpl leaves it out.
+#   (sinabs asks for nir<=1.0.4 and samna; nir 1.0.8 is what the CPU tables ran with, and samna
+#   is not imported by these modules)
+# * matplotlib (binary cp3XX wheels) is in the GPU image as its package list reads, so
+#   gpu_check.sh skips it there; it is carried anyway (~23 MB) in case that list is stale, since
+#   without it the sinabs rows are lost. --no-mpl leaves it out (then ~4.5 MB in all).
+# * not carried: torch/torchvision/torchaudio (none of these imports needs them), numba (CPU only,
+#   in the image; with llvmlite its wheels are tens of MB).
 # Norse 1.1.0 is published as an sdist only: it is built here into a pure-Python wheel.
-# The tree plus this wheelhouse must stay under the run tool's 64 MiB; the script prints both.
+# The tree plus this wheelhouse must stay under the run tool's 64 MiB; the script checks it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,7 +65,7 @@ for a in "$@"; do
   case "$a" in
     --list) LIST=1 ;;
     --no-mpl) WITH_MPL=0 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
     *) echo "gpu_prepare.sh: unknown argument '$a' (expected --list, --no-mpl or --help)" >&2; exit 2 ;;
   esac
 done
