@@ -11,6 +11,8 @@
 #              env.txt, gpu_check.log, roofline.md, neurons_float32.md, neurons_float16.md,
 #              train.md and logs.tar.gz (every other log; the tool returns at most 8 files).
 #   Then give_back, and put the tables in benchmarks/RESULTS.md with the card's name.
+#   Run step 1 in the checkout that `run` sends: the session's own one, also when a helper in
+#   another worktree makes the call (the tool sends that checkout, not the helper's).
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh            # on a machine with CUDA
 #   OUT=/tmp/gc   bash benchmarks/gpu_check.sh --dry-run  # CPU-only: same steps, tiny sizes
