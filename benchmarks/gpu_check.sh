@@ -7,9 +7,10 @@
 #               git-ignored, ~27 MB; prints the wheelhouse + tree size, < 64 MiB together)
 #   2. device: the `run` tool with carry=["benchmarks/wheels"], timeout_s=420 and the command
 #              OUT=$OUT bash benchmarks/gpu_check.sh
-#              (the step limits below sum to 345 s, plus the install, ~10 s). What comes back:
+#              (the step limits below sum to 355 s, plus the install, ~10 s). What comes back:
 #              env.txt, gpu_check.log, roofline.md, neurons_float32.md, neurons_float16.md,
-#              train.md and logs.tar.gz (every other log; the tool returns at most 8 files).
+#              train.md, train_step.md and logs.tar.gz (every other log; the tool returns at
+#              most 8 files).
 #   Then give_back, and put the tables in benchmarks/RESULTS.md with the card's name.
 #   Run step 1 in the checkout that `run` sends: the session's own one, also when a helper in
 #   another worktree makes the call (the tool sends that checkout, not the helper's).
@@ -36,8 +37,10 @@
 # 4. benchmarks/neurons_peers.py --device cuda (all peers that import) at T=64 B=64 N=65536
 #    float32 and float16, and T=100 B=32 N=512;
 # 5. benchmarks/train_peers.py --device cuda (2 epochs);
-# every table goes to $OUT/*.md, logs to $OUT/*.log. Each step has its own time limit (100+30+50+2x55+55
-# = 345 s at most), and a
+# 6. benchmarks/train_step_peers.py --device cuda: one whole training step of snnTorch's N-MNIST
+#    conv net at B=256 (issue 11's GPU target) vs SpikingJelly and snnTorch;
+# every table goes to $OUT/*.md, logs to $OUT/*.log. Each step has its own time limit
+# (95+25+45+2x50+45+45 = 355 s at most), and a
 # failing step does not stop the later ones (the exit status is that of the tests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -144,13 +147,13 @@ if [[ "${GPU_CHECK_SKIP_TESTS:-0}" == "1" ]]; then
   log "kernel tests skipped (GPU_CHECK_SKIP_TESTS=1)"
 else
   log "kernel tests ($DEV)"
-  timeout 100 "$PY" -m pytest -q -m cuda tests/kernels "${TESTSEL[@]}" -p no:cacheprovider > "$OUT/tests.log" 2>&1
+  timeout 95 "$PY" -m pytest -q -m cuda tests/kernels "${TESTSEL[@]}" -p no:cacheprovider > "$OUT/tests.log" 2>&1
   TEST_RC=$?
   tail -3 "$OUT/tests.log"
   if [[ $DRY -eq 0 ]]; then
     # the opt-in triton_op wrapping (inductor sees into the kernels); informative, not in the status
     log "compile tests with SURROGATE_NETS_TRITON_OPAQUE=0 (triton_op)"
-    SURROGATE_NETS_TRITON_OPAQUE=0 timeout 30 "$PY" -m pytest -q -m cuda tests/kernels/test_triton_ops.py \
+    SURROGATE_NETS_TRITON_OPAQUE=0 timeout 25 "$PY" -m pytest -q -m cuda tests/kernels/test_triton_ops.py \
       -p no:cacheprovider > "$OUT/tests_triton_op.log" 2>&1
     tail -3 "$OUT/tests_triton_op.log"
   fi
@@ -158,14 +161,14 @@ fi
 
 # ---------------------------------------------------------------- 3. roofline
 log "roofline"
-timeout 50 "$PY" benchmarks/lif_roofline.py $RF > "$OUT/roofline.md" 2> "$OUT/roofline.log"
+timeout 45 "$PY" benchmarks/lif_roofline.py $RF > "$OUT/roofline.md" 2> "$OUT/roofline.log"
 cat "$OUT/roofline.md"
 
 # ---------------------------------------------------------------- 4. neurons vs peers
 for DT in float32 float16; do
   [[ $DRY -eq 1 && $DT == float16 ]] && continue
   log "neurons_peers $DEV $DT"
-  timeout 55 "$PY" benchmarks/neurons_peers.py --device $DEV --dtype $DT --sizes "$SIZES" \
+  timeout 50 "$PY" benchmarks/neurons_peers.py --device $DEV --dtype $DT --sizes "$SIZES" \
     --libs "$LIBS" --ours "$OURS" $IL --repeat $([[ $DRY -eq 1 ]] && echo 1 || echo 7) \
     --out "$OUT/neurons_$DT.md" > "$OUT/neurons_$DT.log" 2>&1
   cat "$OUT/neurons_$DT.md" 2>/dev/null
@@ -176,9 +179,18 @@ if [[ $DRY -eq 1 ]]; then
   "$PY" benchmarks/train_peers.py --help > "$OUT/train.log" 2>&1 && echo "train_peers --help ok" > "$OUT/train.md"
 else
   log "train_peers cuda"
-  timeout 55 "$PY" benchmarks/train_peers.py --device cuda --epochs 2 --out "$OUT/train.md" > "$OUT/train.log" 2>&1
+  timeout 45 "$PY" benchmarks/train_peers.py --device cuda --epochs 2 --out "$OUT/train.md" > "$OUT/train.log" 2>&1
   cat "$OUT/train.md" 2>/dev/null
 fi
+if [[ $DRY -eq 1 ]]; then
+  STEP=(--device cpu --batch 2 --repeat 1 --warmup 1 --libs "")
+else
+  STEP=(--device cuda --batch 256 --repeat 11 --warmup 3 --libs spikingjelly,snntorch)
+fi
+log "train_step_peers $DEV (conv net)"
+timeout 45 "$PY" benchmarks/train_step_peers.py --workloads nmnist-conv --no-bf16 "${STEP[@]}" \
+  --out "$OUT/train_step.md" > "$OUT/train_step.log" 2>&1
+cat "$OUT/train_step.md" 2>/dev/null
 log "done (tests rc=$TEST_RC); tables in $OUT"
 # the device tool brings back at most 8 files from $OUT: keep the tables, env.txt and
 # gpu_check.log loose, the other logs (tests, install, each step's stderr) in one logs.tar.gz

@@ -21,7 +21,8 @@ form: ours ``layers.Sequential`` with ``backend="auto"`` (plain ``nn.Linear``/``
 compute, input saved as int8), a Conv2d with spike input followed by ``MaxPool2d(2)`` one
 :class:`~surrogate_nets.layers.SpikeConvPool2d` (fused; uint8 argmax offsets saved); ``+bf16``: and every LIF with ``save_dtype=torch.bfloat16``,
 which runs the torch scan backend); SpikingJelly multi-step ``layer.*`` +
-``LIFNode(tau, decay_input=False, v_reset=None)`` (torch backend on CPU); snnTorch stateless layers
+``LIFNode(tau, decay_input=False, v_reset=None)`` (torch backend on CPU, its fused CuPy/Triton kernel
+on CUDA where it offers one); snnTorch stateless layers
 folded over time and ``Leaky(beta, reset_delay=False)`` stepped over time.
 
 Timing: after warm-up, the repetitions are interleaved (rep 1 of every library, rep 2 of every
@@ -34,6 +35,7 @@ Run (peers in their own venv)::
     PYTHONPATH=. /work/venv-bench/bin/python benchmarks/train_step_peers.py --threads 2 \
         [--workloads nmnist-conv,shd-mlp] [--repeat 15] [--profile] [--out table.md]
     # on a shared machine: --threads 1 --clock thread (CPU time of the one thread, load-robust)
+    # on a GPU (benchmarks/gpu_check.sh): --device cuda --workloads nmnist-conv --batch 256
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class SnnTorchNet(nn.Module):
 
 
 class SpikingJellyNet(nn.Module):
-    def __init__(self, spec, beta):
+    def __init__(self, spec, beta, device="cpu"):
         super().__init__()
         from spikingjelly.activation_based import layer, neuron, surrogate
 
@@ -155,6 +157,8 @@ class SpikingJellyNet(nn.Module):
             else:
                 mods.append(neuron.LIFNode(tau=tau, decay_input=False, v_threshold=THRESH, v_reset=None,
                                            surrogate_function=surrogate.ATan(alpha=ALPHA), step_mode="m"))
+                if device == "cuda" and "cupy" in getattr(mods[-1], "supported_backends", ()):
+                    mods[-1].backend = "cupy"  # SpikingJelly's fused CUDA kernel (older releases)
         self.net = nn.Sequential(*mods)
 
     def forward(self, x):
@@ -253,8 +257,9 @@ def calibrate(model, x, rate):
     return rates
 
 
-def make_libs(name, seed, libs_wanted, extra=(), x=None, rate=0.1):
-    """``{label: model}`` with the same initial weights (calibrated to fire at ``rate`` on ``x``)."""
+def make_libs(name, seed, libs_wanted, extra=(), x=None, rate=0.1, device="cpu"):
+    """``{label: model}`` with the same initial weights (calibrated to fire at ``rate`` on ``x``,
+    on the CPU), moved to ``device``."""
     T, B, shape, beta, spec = WORKLOADS[name]
     torch.manual_seed(seed)
     ref = build_ours(spec, beta)
@@ -271,28 +276,36 @@ def make_libs(name, seed, libs_wanted, extra=(), x=None, rate=0.1):
         if lib not in libs_wanted:
             continue
         try:
-            m = cls(spec, beta)
+            m = cls(spec, beta, device) if cls is SpikingJellyNet else cls(spec, beta)
         except ImportError as e:
             print(f"skipping {lib}: {e}")
             continue
         copy_weights(ref, m)
         models[lib] = m
-    return models
+    return {k: m.to(device) for k, m in models.items()}
 
 
 def run_workload(name, a):
     T, B, shape, beta, spec = WORKLOADS[name]
+    B = a.batch or B
     density = a.conv_density if name == "nmnist-conv" else a.mlp_density
     g = torch.Generator().manual_seed(a.seed)
     x = (torch.rand(T, B, *shape, generator=g) < density).float()
     n_out = [s for s in spec if s[0] == "linear"][-1][2]
     y = torch.randint(0, n_out, (B,), generator=g)
-    models = make_libs(name, a.seed, a.libs.split(","), a.extra, x, a.rate)
+    models = make_libs(name, a.seed, a.libs.split(","), a.extra, x, a.rate, a.device)
+    x, y = x.to(a.device), y.to(a.device)
     opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
     for k, m in models.items():
         for _ in range(a.warmup):
             step(m, opts[k], x, y)
-    clock = time.thread_time if a.clock == "thread" else time.perf_counter
+    base = time.thread_time if a.clock == "thread" else time.perf_counter
+    if a.device == "cuda":
+        def clock():
+            torch.cuda.synchronize()
+            return base()
+    else:
+        clock = base
     times = {k: [] for k in models}
     for _ in range(a.repeat):
         for k, m in models.items():
@@ -305,7 +318,8 @@ def run_workload(name, a):
     lines = [f"**{name}: T={T}, B={B}, input {'x'.join(map(str, shape))} at {density:.0%} density, "
              f"layers {' '.join(s[0] + ('' if len(s) == 1 else str(s[1:])) for s in spec)}; "
              f"initial LIF rates {', '.join(f'{r:.1%}' for r in make_libs.rates)}; "
-             f"{torch.get_num_threads()} threads, median of {a.repeat} interleaved steps"
+             f"{a.device if a.device == 'cuda' else f'{torch.get_num_threads()} threads'}, median of "
+             f"{a.repeat} interleaved steps"
              f"{', CPU time of the one thread' if a.clock == 'thread' else ''}**", "",
              "| library | ms/step (median) | min-max | x SpikingJelly time | saved for backward MB | "
              "x SpikingJelly saved |", "| --- | --- | --- | --- | --- | --- |"]
@@ -339,6 +353,8 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--batch", type=int, default=None, help="batch size of every workload (default: its own)")
     p.add_argument("--conv-density", type=float, default=0.05)
     p.add_argument("--mlp-density", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
@@ -352,16 +368,19 @@ def main(argv=None):
                    help="'thread': CPU time of the calling thread (needs --threads 1, where every "
                         "library runs in that thread): robust to other jobs on a shared machine")
     a = p.parse_args(argv)
-    if a.clock == "thread" and a.threads != 1:
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: CUDA is not available")
+    if a.clock == "thread" and (a.threads != 1 or a.device == "cuda"):
         p.error("--clock thread needs --threads 1 (with more threads the work runs in other threads too)")
     a.extra = () if a.no_bf16 else (("surrogate_nets+spike layers+bf16", {"save_dtype": torch.bfloat16}),)
     if a.threads:
         torch.set_num_threads(a.threads)
     import surrogate_nets
 
+    where = (torch.cuda.get_device_name() if a.device == "cuda"
+             else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     head = (f"torch {torch.__version__}, surrogate_nets {surrogate_nets.__version__}, spikingjelly "
-            f"{_version('spikingjelly')}, snntorch {_version('snntorch')}, "
-            f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+            f"{_version('spikingjelly')}, snntorch {_version('snntorch')}, {where}")
     print(head)
     texts = [run_workload(w, a) for w in a.workloads.split(",")]
     if a.out:

@@ -23,6 +23,7 @@ def test_gpu_check_dry_run(tmp_path):
     assert "| surrogate_nets[auto] |" in peers and "x fastest" in peers
     assert (tmp_path / "env.txt").read_text().startswith("date:")
     assert "ok" in (tmp_path / "train.md").read_text()
+    assert "| surrogate_nets+spike layers |" in (tmp_path / "train_step.md").read_text()
     # at most 8 files come back from the GPU machine: the step logs are packed into one archive
     import tarfile
 
