@@ -45,7 +45,7 @@ import torch
 from numba import njit
 
 from ._common import expand_param, scaled_alpha
-from .numba_lif import _run  # the LIF kernels' thread split (one pool for all numba kernels)
+from .numba_lif import _run  # the LIF kernels' thread split (kernels._parallel, shared by every numba kernel)
 from .numba_surrogates import NUMBA_CODES, _sur_vec
 
 __all__ = ["NumbaNeuronScan", "numba_alif_scan"]
