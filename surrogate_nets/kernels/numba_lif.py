@@ -242,7 +242,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 _CHUNKS_PER_THREAD = 4
-# whether the LIF/ALIF/LI scans run on torch's OpenMP team (else the shared pool); see _parallel
+# whether the LIF/ALIF/LI scans run on torch's OpenMP team (else the shared pool; see _parallel).
+# Measured with 2 threads (benchmarks/thread_split.py, neurons_peers.py with SURROGATE_NETS_OMP_TEAM=1/0):
+# LIF alone T=100 B=32 N=512 2.1 vs 3.1-8.9 ms, B=128 N=2048 22.6-24.7 vs 27.4-28.5 ms; whole
+# training step 4-6% faster (conv 29.4 vs 30.9 ms, MLP 25.7 vs 27.3 ms). Kept as a switch for
+# benchmarks/thread_split.py.
 _TEAM = True
 
 
