@@ -27,14 +27,11 @@ whose per-family helpers spell out the formulas of :mod:`surrogate_nets.surrogat
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import torch
 from numba import njit
 
-from . import cpu_pool
+from . import _parallel, cpu_pool
 from . import numba_lif_fast as _fast
 from ._common import cb as _cb
 from ._common import per_neuron, scaled_alpha
@@ -244,47 +241,25 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-_POOL = {}
 _CHUNKS_PER_THREAD = 4
+# whether the LIF/ALIF/LI scans run on torch's OpenMP team (else the shared pool; see _parallel).
+# Measured with 2 threads (benchmarks/thread_split.py, neurons_peers.py with SURROGATE_NETS_OMP_TEAM=1/0):
+# LIF alone T=100 B=32 N=512 2.1 vs 3.1-8.9 ms, B=128 N=2048 22.6-24.7 vs 27.4-28.5 ms; whole
+# training step 4-6% faster (conv 29.4 vs 30.9 ms, MLP 25.7 vs 27.3 ms). Kept as a switch for
+# benchmarks/thread_split.py.
+_TEAM = True
 
 
 def _run(kernel, args, n: int) -> None:
     """Run ``kernel(*args, lo, hi)`` over ``[0, n)``: in one call, or, when ``n`` is large, over
-    chunks shared by the calling thread and ``torch.get_num_threads() - 1`` helper threads (the
-    kernels release the GIL; every neuron is independent, so the result does not depend on the
-    split).
+    ``_CHUNKS_PER_THREAD`` chunks (multiples of ``_BLOCK``) per ``torch.get_num_threads()``
+    thread, taken dynamically by the threads of :func:`._parallel.run` (the kernels release the
+    GIL; every neuron is independent, so the result does not depend on the split).
 
-    The calling thread works too and every thread takes the next chunk when it is done (dynamic
-    scheduling): on shared cores a helper that is not scheduled for a while delays nothing, where
-    a static half-half split waited for it (and woke one more thread). Plain threads instead of
-    numba's parallel layer: that layer was measured 5-10x slower on freshly allocated outputs
-    (page faults taken in its worker threads).
+    Plain threads instead of numba's parallel layer: that layer was measured 5-10x slower on
+    freshly allocated outputs (page faults taken in its worker threads).
     """
-    workers = min(torch.get_num_threads(), n // _MIN_PER_THREAD)
-    if workers <= 1:
-        kernel(*args, 0, n)
-        return
-    pool = _POOL.get(workers)
-    if pool is None:
-        pool = _POOL[workers] = ThreadPoolExecutor(workers - 1, thread_name_prefix="surrogate_nets")
-    step = -(-n // (workers * _CHUNKS_PER_THREAD))
-    step = -(-step // _BLOCK) * _BLOCK
-    chunks = deque(range(0, n, step))
-
-    def work():
-        while True:
-            try:
-                lo = chunks.popleft()
-            except IndexError:
-                return
-            kernel(*args, lo, min(n, lo + step))
-
-    futs = [pool.submit(work) for _ in range(workers - 1)]
-    try:
-        work()
-    finally:
-        for f in futs:
-            f.result()
+    _parallel.run(kernel, _parallel.split(n, _MIN_PER_THREAD, _BLOCK, _CHUNKS_PER_THREAD), *args, team=_TEAM)
 
 
 class NumbaLIFScan(torch.autograd.Function):

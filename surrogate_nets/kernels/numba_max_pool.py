@@ -10,22 +10,19 @@ NaN is kept, as ``aten::max_pool2d_with_indices`` on CPU does), and the backward
 ``dL/dx[p, pos(o_{p,i,j})] += dL/dy_{p,i,j}``. Two layouts: NCHW planes (``_fwd_planes``) and
 channels-last input (``_fwd_nhwc``: the channel loop is innermost and contiguous); both write a
 contiguous NCHW output. Work is split over the batch by ``torch.get_num_threads()`` threads
-(torch's OpenMP team where possible, see :mod:`surrogate_nets.kernels._omp_team`, else a thread
+(:mod:`surrogate_nets.kernels._parallel`: torch's OpenMP team where possible, else a thread
 pool; the kernels release the GIL); each thread owns whole samples, so the scatter has no races.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import torch
 from numba import njit
 
-from ._omp_team import run_parts
+from . import _parallel
 
 _MIN_PER_THREAD = 8
-_POOL = {}
 
 
 @njit(cache=True, nogil=True)
@@ -195,22 +192,7 @@ def _bwd_nhwc_22(g, off, gi, lo, hi):
 
 def _run(fn, n: int, *args) -> None:
     """``fn(*args, lo, hi)`` over ``range(n)`` split across torch's thread count."""
-    workers = max(1, min(torch.get_num_threads(), n // _MIN_PER_THREAD))
-    if workers == 1:
-        fn(*args, 0, n)
-        return
-    step = -(-n // workers)
-    parts = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
-    if run_parts(fn, parts, *args) is not None:  # torch's OpenMP team where available
-        return
-    if workers - 1 not in _POOL:
-        _POOL[workers - 1] = ThreadPoolExecutor(workers - 1, thread_name_prefix="surrogate_nets_pool")
-    # the last part runs in this thread (it would otherwise wait idle while torch's OpenMP
-    # workers may still spin on the other cores)
-    futs = [_POOL[workers - 1].submit(fn, *args, lo, hi) for lo, hi in parts[:-1]]
-    fn(*args, *parts[-1])
-    for f in futs:
-        f.result()
+    _parallel.run(fn, _parallel.split(n, _MIN_PER_THREAD), *args)
 
 
 def max_pool2d_forward(x: torch.Tensor, out_hw, k, s, p, d):

@@ -15,22 +15,19 @@ when exact), the density, and the list of active positions per sample, which the
 walk (no second scan). Inputs and outputs are NCHW; each sample's output (or output gradient)
 is accumulated channels-last in a buffer ``[H_out, W_out * C_out]`` that stays in cache, so the
 innermost loop runs over contiguous ``k_w * C_out`` (stride 1) or ``C_out`` values. Samples are
-split over ``torch.get_num_threads()`` threads: torch's own OpenMP team where possible
-(:mod:`surrogate_nets.kernels._omp_team`), else a thread pool (the kernels release the GIL); the weight gradient is accumulated per thread and summed. :func:`int8_scan` is
+split over ``torch.get_num_threads()`` threads: torch's own OpenMP team where possible, else a thread
+pool (:mod:`surrogate_nets.kernels._parallel`) (the kernels release the GIL); the weight gradient is accumulated per thread and summed. :func:`int8_scan` is
 the flat variant (int8 copy, nonzero count, exactness) that ``SpikeLinear`` uses.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import torch
 from numba import njit
 
-from ._omp_team import run_parts
+from . import _parallel
 
-_POOL = {}
 _MIN_SCAN = 1 << 16  # entries per thread below which int8_scan stays on one thread
 
 
@@ -206,23 +203,12 @@ def _conv_wgrad(x, ptr, codes, g, gwt, gb, ch, ah, ih, cw, bw, jw, flip, lo, hi)
 
 
 def _parts(n: int, min_per: int = 1):
-    workers = max(1, min(torch.get_num_threads(), n // max(1, min_per)))
-    step = -(-n // workers)
-    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    return _parallel.split(n, min_per)
 
 
 def _map(fn, parts, *args, per_part=None):
-    """``fn(*args, *per_part[t], lo, hi)`` for every part ``t``; the last runs in this thread (it
-    would otherwise wait idle while torch's OpenMP workers may still spin on the other cores)."""
-    team = run_parts(fn, parts, *args, per_part=per_part)  # torch's OpenMP team where available
-    if team is not None:
-        return team
-    extra = per_part or [()] * len(parts)
-    if len(parts) > 1 and len(parts) - 1 not in _POOL:
-        _POOL[len(parts) - 1] = ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="surrogate_nets_conv")
-    futs = [_POOL[len(parts) - 1].submit(fn, *args, *e, lo, hi) for (lo, hi), e in zip(parts[:-1], extra)]
-    last = fn(*args, *extra[-1], *parts[-1])
-    return [f.result() for f in futs] + [last]
+    """``[fn(*args, *per_part[t], lo, hi) for every part t]``, in parallel (:mod:`._parallel`)."""
+    return _parallel.run(fn, parts, *args, per_part=per_part)
 
 
 def int8_scan(x: torch.Tensor):

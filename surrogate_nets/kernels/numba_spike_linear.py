@@ -8,22 +8,19 @@ For a spike input ``x`` ``[M, I]`` (mostly zeros) and ``W^T`` ``[I, O]``:
 
 Each costs ``M I`` zero tests plus ``nnz(x) O`` multiply-adds instead of ``M I O`` for the dense
 GEMM. The inner loop runs over the ``O`` contiguous outputs (vectorised). Rows are split over
-``torch.get_num_threads()`` threads (torch's OpenMP team where possible, see
-:mod:`surrogate_nets.kernels._omp_team`, else a thread pool; the kernels release the GIL); the
+``torch.get_num_threads()`` threads (torch's OpenMP team where possible, else a thread pool, see
+:mod:`surrogate_nets.kernels._parallel`; the kernels release the GIL); the
 weight gradient is accumulated per thread and summed.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
 from numba import njit
 
-from ._omp_team import run_parts
+from . import _parallel
 
 _MIN_ROWS_PER_THREAD = 256
-_POOL = {}
 
 
 @njit(cache=True, nogil=True)
@@ -53,26 +50,14 @@ def _scatter_grad(x, g, gwt, lo, hi):
 
 
 def _chunks(m: int):
-    workers = max(1, min(torch.get_num_threads(), m // _MIN_ROWS_PER_THREAD))
-    step = -(-m // workers)
-    return [(lo, min(m, lo + step)) for lo in range(0, m, step)], workers
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    if workers not in _POOL:
-        _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="surrogate_nets_sl")
-    return _POOL[workers]
+    parts = _parallel.split(m, _MIN_ROWS_PER_THREAD)
+    return parts, len(parts)
 
 
 def sparse_input_matmul(x: torch.Tensor, wt: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out += x @ wt`` touching only the nonzero entries of ``x`` (all CPU, contiguous, one dtype)."""
     xa, wa, oa = x.numpy(), wt.numpy(), out.numpy()
-    parts, workers = _chunks(x.shape[0])
-    if workers == 1:
-        _gather_add(xa, wa, oa, 0, x.shape[0])
-    elif run_parts(_gather_add, parts, xa, wa, oa) is None:  # torch's OpenMP team, else our pool
-        for f in [_pool(workers).submit(_gather_add, xa, wa, oa, lo, hi) for lo, hi in parts]:
-            f.result()
+    _parallel.run(_gather_add, _chunks(x.shape[0])[0], xa, wa, oa)
     return out
 
 
@@ -86,11 +71,7 @@ def sparse_input_weight_grad(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return gwt
     partial = torch.zeros(len(parts), x.shape[1], g.shape[1], dtype=g.dtype)
     pa = partial.numpy()
-    if run_parts(_scatter_grad, parts, xa, ga, per_part=[(pa[i],) for i in range(len(parts))]) is None:
-        futs = [_pool(workers).submit(_scatter_grad, xa, ga, pa[i], lo, hi)
-                for i, (lo, hi) in enumerate(parts)]
-        for f in futs:
-            f.result()
+    _parallel.run(_scatter_grad, parts, xa, ga, per_part=[(pa[i],) for i in range(len(parts))])
     return partial.sum(0)
 
 
