@@ -199,10 +199,11 @@ class SpikeConv2d(nn.Conv2d):
     other than ``"zeros"`` falls back to ``nn.Conv2d.forward``. Being an ``nn.Conv2d``, exporters that
     map convolutions (e.g. :func:`surrogate_nets.nir.export`) treat it as one.
 
+    The arguments ``in_channels`` ... ``dtype`` are those of ``nn.Conv2d``; in addition:
+
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-        padding_mode, device, dtype: as ``nn.Conv2d``.
-        mode: ``"auto"``, ``"sparse"`` or ``"dense"``; max_density: see :func:`spike_conv2d`.
+        mode: ``"auto"``, ``"sparse"`` or ``"dense"`` (see :func:`spike_conv2d`).
+        max_density: see :func:`spike_conv2d`.
 
     Reference: event-driven convolution as in SNN accelerators and sparse SNN training
     (e.g. Perez-Nieves & Goodman, NeurIPS 2021, on sparse spiking gradient descent);
