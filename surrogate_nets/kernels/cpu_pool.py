@@ -52,6 +52,10 @@ def _after_fork_in_child() -> None:
     # another thread may have held the lock at fork(): it never releases it in the child
     global _LOCK
     _LOCK = threading.RLock()
+    # the child's copies of the free buffers would pin the parent's pages (copy-on-write) for the
+    # child's life, e.g. every DataLoader worker: unmap them
+    _FREE.clear()
+    _STATE["cached"] = 0
 
 
 if hasattr(os, "register_at_fork"):

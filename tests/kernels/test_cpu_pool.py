@@ -124,7 +124,8 @@ def test_a_varying_size_reuses_a_larger_free_buffer():
 
 def test_pool_usable_in_a_child_forked_while_another_thread_held_its_lock():
     """Review (h23): a fork while another thread held the pool's lock left the child's lock held
-    for ever, so the child's next large numba output hung."""
+    for ever, so the child's next large numba output hung; and the child kept (copy-on-write) the
+    free buffers, pinning the parent's pages for its life (every DataLoader worker)."""
     import subprocess
     import sys
     import textwrap
@@ -136,11 +137,16 @@ def test_pool_usable_in_a_child_forked_while_another_thread_held_its_lock():
         def hold():
             with cpu_pool._LOCK:
                 held.set(); release.wait()
+        spare = cpu_pool.empty((64, 1 << 13), torch.float32)
+        del spare  # a free buffer at fork time
+        assert cpu_pool.cached_bytes() == 2 << 20
         threading.Thread(target=hold, daemon=True).start()
         held.wait()
         pid = os.fork()
         if pid == 0:
             import signal; signal.alarm(20)  # a hung child ends itself
+            if cpu_pool.cached_bytes() != 0:  # its copy would pin the parent's pages
+                os._exit(4)
             t = cpu_pool.empty((64, 1 << 13), torch.float32)
             os._exit(0 if t.numel() == 64 << 13 else 3)
         release.set()
