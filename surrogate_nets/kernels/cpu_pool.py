@@ -116,7 +116,8 @@ def empty(shape, dtype: torch.dtype) -> torch.Tensor:
         lst = _FREE.get(size)
         if not lst:  # best fit: the smallest free buffer of less than twice the size (a varying
             # T or batch would otherwise fill the cache with buffers of sizes never asked again)
-            fits = [k for k, v in _FREE.items() if v and size < k < 2 * size]
+            # (a copy: a finaliser run by GC here may add a size to _FREE)
+            fits = [k for k, v in _FREE.copy().items() if v and size < k < 2 * size]
             if fits:
                 size = min(fits)
                 lst = _FREE[size]
