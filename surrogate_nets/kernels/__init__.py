@@ -151,11 +151,22 @@ def _triton_lif_supports(x, relaxed=False, surrogate=None, **kw) -> bool:
 
 
 # ---------------------------------------------------------------------------------- numba
+def _warn_traced(op: str) -> None:
+    """An explicit ``backend="numba"`` under torch.compile / export / tracing (``_traced()``, tested
+    inline by the callers: dynamo runs this helper eagerly): dynamo cannot trace numba's dispatcher
+    (it crashed), so the torch backend runs there (the same results to float rounding)."""
+    _warn_once(("numba traced", op), f"backend 'numba' cannot run inside torch.compile / "
+               f"torch.export / tracing; op {op} uses the torch backend there", stacklevel=3)
+
+
 def _numba_lif(**kw):
     x = kw["x"]
     if x.device.type != "cpu":
         raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
     if kw["relaxed"]:
+        return _scan_torch(**kw)
+    if _traced():
+        _warn_traced("lif")
         return _scan_torch(**kw)
     if not _builtin_family(kw["surrogate"]):
         return _fallback("numba", kw["surrogate"], kw)
@@ -272,7 +283,9 @@ def _numba_lif_low_mem(save_dtype, **kw):
         raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
     from ..functional.lif_low_mem import _scan_torch_low_mem
 
-    if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
+    if kw["relaxed"] or not _builtin_family(kw["surrogate"]) or _traced():
+        if _traced():
+            _warn_traced("lif")
         return _scan_torch_low_mem(save_dtype, **kw)
     from .numba_lif import numba_lif_scan
 
@@ -301,6 +314,12 @@ def _triton_li(x, v0, beta, decay_input):
 def _numba_li(x, v0, beta, decay_input):
     if x.device.type != "cpu":
         raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
+    if _traced():
+        from ..functional.backends import dispatch
+
+        _warn_traced("li")
+
+        return dispatch("li", "torch", x=x, v0=v0, beta=beta, decay_input=decay_input)
     from .numba_li import numba_li_scan
 
     return numba_li_scan(x, v0, beta, decay_input)
@@ -376,10 +395,12 @@ def _numba_neuron(op: str):
         x = kw["x"]
         if x.device.type != "cpu":
             raise ValueError(f"backend 'numba' needs CPU tensors, got x on {x.device}")
-        if kw["relaxed"] or not _builtin_family(kw["surrogate"]):
+        if kw["relaxed"] or not _builtin_family(kw["surrogate"]) or _traced():
             from ..functional.backends import dispatch
 
-            if not kw["relaxed"]:
+            if _traced():
+                _warn_traced(op)
+            elif not kw["relaxed"]:
                 _warn_once((f"numba {op}", type(kw["surrogate"])),
                            f"surrogate family {type(kw['surrogate']).__name__} has no numba "
                            f"kernel form; using the torch {op} backend for it", stacklevel=3)

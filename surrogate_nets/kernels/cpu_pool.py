@@ -12,6 +12,8 @@ more time in page faults than in the kernels.
 :func:`empty` hands out tensors of at least :data:`MIN_BYTES` from a pool: a buffer comes back to
 the pool only when the last tensor (or view) using it is freed — the tensor owns a numpy array
 whose death runs the return (``weakref.finalize``), so a buffer can never be handed out twice.
+A request takes a free buffer of its own size, else the smallest free one of less than twice
+its size (so a varying sequence length or batch reuses buffers instead of caching dead sizes).
 New buffers are anonymous mappings advised to use transparent huge pages (only these mappings:
 nothing process-wide is changed). The free list is capped at :data:`MAX_CACHED_BYTES`; the rest
 goes back to the operating system. :func:`empty_cache` releases every free buffer;
@@ -44,6 +46,20 @@ _NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.f
 _LOCK = threading.RLock()  # reentrant: a finaliser may run (GC) while it is held
 _FREE: dict = {}  # size in bytes -> list of free buffers (mmap objects)
 _STATE = {"cached": 0, "enabled": os.environ.get("SURROGATE_NETS_CPU_POOL", "1") != "0"}
+
+
+def _after_fork_in_child() -> None:
+    # another thread may have held the lock at fork(): it never releases it in the child
+    global _LOCK
+    _LOCK = threading.RLock()
+    # the child's copies of the free buffers would pin the parent's pages (copy-on-write) for the
+    # child's life, e.g. every DataLoader worker: unmap them
+    _FREE.clear()
+    _STATE["cached"] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_enabled(flag: bool) -> None:
@@ -98,6 +114,13 @@ def empty(shape, dtype: torch.dtype) -> torch.Tensor:
     size = -(-nbytes // _GRAIN) * _GRAIN
     with _LOCK:
         lst = _FREE.get(size)
+        if not lst:  # best fit: the smallest free buffer of less than twice the size (a varying
+            # T or batch would otherwise fill the cache with buffers of sizes never asked again)
+            # (a copy: a finaliser run by GC here may add a size to _FREE)
+            fits = [k for k, v in _FREE.copy().items() if v and size < k < 2 * size]
+            if fits:
+                size = min(fits)
+                lst = _FREE[size]
         buf = lst.pop() if lst else None
         if buf is not None:
             _STATE["cached"] -= size

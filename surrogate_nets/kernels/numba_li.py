@@ -107,6 +107,8 @@ class NumbaLIScan(torch.autograd.Function):
 
 def numba_li_scan(x, v0, beta, decay_input):
     """``li`` backend ``"numba"`` (CPU, float32/float64)."""
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"backend 'numba' needs float32 or float64 x, got {x.dtype}")
     shape = x.shape[1:]
     T, n = x.shape[0], x[0].numel()
     dt = x.dtype

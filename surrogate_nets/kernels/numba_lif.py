@@ -357,6 +357,8 @@ def numba_lif_scan(x, v0, beta, threshold, alpha, surrogate, reset, detach_reset
 
     if relaxed:
         raise ValueError("the numba backend does not support relaxed=True; use backend='torch'")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"backend 'numba' needs float32 or float64 x, got {x.dtype}")
     shape = x.shape[1:]
     T = x.shape[0]
     n = x[0].numel()

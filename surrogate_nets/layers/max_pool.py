@@ -50,9 +50,9 @@ def _out_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
 def _numba_ok(x: torch.Tensor) -> bool:
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return False
-    from ..kernels import numba_available
+    from ..kernels import _traced, numba_available
 
-    return numba_available()
+    return numba_available() and not _traced()  # torch.compile/export: numba is opaque
 
 
 def _origins(n_out: int, s: int, p: int, x: torch.Tensor) -> torch.Tensor:

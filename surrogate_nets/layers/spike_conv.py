@@ -52,9 +52,9 @@ def _pair(v, name: str, low: int):
 
 
 def _numba_ok() -> bool:
-    from ..kernels import numba_available
+    from ..kernels import _traced, numba_available
 
-    return numba_available()
+    return numba_available() and not _traced()  # torch.compile/export: numba is opaque
 
 
 def _compact_torch(x: torch.Tensor):

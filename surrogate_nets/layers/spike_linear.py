@@ -39,9 +39,9 @@ DEFAULT_MAX_DENSITY = 0.2
 
 
 def _numba_ok() -> bool:
-    from ..kernels import numba_available
+    from ..kernels import _traced, numba_available
 
-    return numba_available()
+    return numba_available() and not _traced()  # torch.compile/export: numba is opaque
 
 
 def _compact(x: torch.Tensor) -> torch.Tensor:

@@ -257,3 +257,17 @@ def test_numba_saves_the_minimum_and_auto_takes_it_for_save_dtype():
     _, half = _saved_bytes(lambda: lif_scan(x, beta=0.9, save_dtype=torch.bfloat16))
     assert full == x.numel() * 4  # h only: constant parameters are rebuilt, v0 not needed
     assert half == x.numel() * 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_numba_names_an_unsupported_dtype(dtype):
+    """Review (h23): an explicit ``backend="numba"`` with a half input raised numba's bare
+    ``NotImplementedError: float16`` / ``TypeError: Got unsupported ScalarType BFloat16``."""
+    from surrogate_nets.functional.li import li_scan
+
+    x = torch.randn(4, 2, 3).to(dtype)
+    for run in (lambda: lif_scan(x, backend="numba"), lambda: li_scan(x, backend="numba"),
+                lambda: lif_scan(x, backend="numba", save_dtype=torch.bfloat16)):
+        with pytest.raises(TypeError, match="float32 or float64 x"):
+            run()
+    assert lif_scan(x).spikes.dtype == dtype  # auto keeps torch
