@@ -25,6 +25,10 @@ caller once every started part has finished.
 
 Environment: ``SURROGATE_NETS_OMP_TEAM=0`` (read once, at the first parallel call) turns the
 OpenMP team off everywhere.
+
+After ``fork()`` (``multiprocessing``'s fork start method, ``os.fork``) the child has neither the
+parent's pool threads nor a usable OpenMP team (GNU OpenMP hangs in a child whose parent ran a
+parallel region), so a forked child starts a fresh pool and never uses the team.
 """
 
 from __future__ import annotations
@@ -41,6 +45,19 @@ import torch
 _STATE = {}  # "lib": torch's libgomp (or None), "pool": (executor, its size)
 _LOCK = threading.Lock()
 _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child: a fresh lock (another thread may have held it), no inherited pool (its
+    threads did not survive the fork), no OpenMP team (see the module docstring)."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _STATE.pop("pool", None)
+    _STATE["lib"] = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _libgomp():

@@ -140,3 +140,36 @@ def test_env_switch_turns_the_team_off():
     env = dict(os.environ, PYTHONPATH=os.getcwd(), SURROGATE_NETS_OMP_TEAM="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "[1,", "3]"]
+
+
+FORK_CODE = """
+import os, signal, torch
+torch.set_num_threads(2)
+from surrogate_nets.kernels import _parallel
+from surrogate_nets.functional.lif import lif_scan
+x = torch.randn(4, 4, 8192)   # 32768 neurons: split over 2 threads
+ref = lif_scan(x, beta=0.9, backend="numba").spikes
+_parallel.run(lambda lo, hi: hi, [(0, 1), (1, 3)], team=False)   # the parent's pool exists too
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)   # a hang kills the child: the test sees a signal, not 0
+    # compared in numpy: torch's own parallel ops hang in a child of a parent that ran OpenMP
+    # regions (GNU OpenMP is not fork-safe); that is torch's limitation, not what is tested here
+    ok = (lif_scan(x, beta=0.9, backend="numba").spikes.numpy() == ref.numpy()).all()
+    ok = ok and _parallel.run(lambda lo, hi: hi, [(0, 1), (1, 3)]) == [1, 3] and not _parallel.team_available()
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("team", ["1", "0"])
+def test_a_forked_child_runs_split_kernels(team):
+    """The parent's pool threads and OpenMP team do not survive fork(): the child must not wait
+    on them (it hung before, with and without the team) and gets the same results."""
+    pytest.importorskip("numba")
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), SURROGATE_NETS_OMP_TEAM=team)
+    out = subprocess.run([sys.executable, "-c", FORK_CODE], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["child", "0"], out.stdout + out.stderr[-2000:]
