@@ -5,25 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from surrogate_nets.kernels import numba_available
 import surrogate_nets.layers.spike_conv as sc
+from spike_cases import GEOMS, HAS_NUMBA, needs_numba, spike_input as _input
 from surrogate_nets import layers
 from surrogate_nets.layers import SpikeConv2d, spike_conv2d
-
-HAS_NUMBA = numba_available()  # numba installed and not switched off (SURROGATE_NETS_NO_NUMBA)
-needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="the sparse kernels need numba (surrogate-nets[fast])")
-GEOMS = [dict(), dict(stride=2, padding=1), dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1)),
-         dict(padding=2), dict(stride=(2, 1), dilation=(1, 2))]
-
-
-def _input(values, dtype=torch.float64, shape=(3, 4, 13, 12), density=0.2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(shape, generator=g) < density).to(dtype)
-    if values == "count":
-        x = x * torch.randint(-3, 4, shape, generator=g).to(dtype)
-    elif values == "float":
-        x = x * torch.randn(shape, generator=g, dtype=dtype)
-    return x
 
 
 def _compare(x, geom, mode, bias=True, x_grad=True, dtype=torch.float64, tol=1e-12):
