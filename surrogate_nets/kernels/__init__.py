@@ -21,8 +21,9 @@ Backends registered for ``lif_scan`` (and so for ``LIF``/``IF``/PLIF modules):
 
 ``"triton"`` is also the fused fake quantizer of op ``"fake_quant"`` (:mod:`.triton_fake_quant`;
 CUDA, or CPU under the interpreter when allowed as above). The same two backends are registered
-for op ``"li"`` (:mod:`.numba_li`; Triton runs the LIF scan
-with an infinite threshold and no reset, whose ``h`` is the LI trace).
+for op ``"li"`` (:mod:`.numba_li`, picked by ``"auto"`` only for small layers, see
+:data:`NUMBA_LI_MAX_SMALL_NEURONS`; Triton runs the LIF scan with an infinite threshold and no
+reset, whose ``h`` is the LI trace).
 
 Ops ``"alif"`` and ``"synaptic"`` also have ``"numba"`` backends (:mod:`.numba_alif`,
 :mod:`.numba_synaptic`: one fused forward/backward kernel pair for both, current and membrane in
@@ -191,12 +192,16 @@ NUMBA_MAX_SMALL_NEURONS = 32768
 NUMBA_MIN_STEPS = 2
 NUMBA_MIN_NEURONS = 32768
 NUMBA_LARGE_MIN_STEPS = 2
-#: the same bounds for op ``li`` (:mod:`.numba_li`, whose kernel has not had the LIF kernels'
-#: rework: it still loses to torch at some sizes), unchanged from session 2's measurements:
-#: small layers (<= 16384 neurons, >= 4 steps), large ones (>= 32768 neurons, >= 50 steps).
-NUMBA_LI_MAX_SMALL_NEURONS = 16384
-NUMBA_LI_MIN_STEPS = 4
-NUMBA_LI_MIN_NEURONS = 32768
+#: the bounds for op ``li`` (:mod:`.numba_li`, whose kernel has not had the LIF kernels' rework).
+#: Re-measured in session 3 (fwd+bwd of ``li_scan``, ``out.sum().backward()``, float32, 2 threads,
+#: numba / torch time, median of 7 interleaved, idle VM): numba wins only on small layers over
+#: enough steps -- T=100: 320 neurons 0.21-0.25, 1024 0.59, 2048 0.89-1.01, 4096 1.18, 8192
+#: 0.86-1.28, 16384 1.24, 262144 2.1; T=16-20: 640 0.62-0.84, 2048 0.88, 32768 1.67; T=4-8:
+#: 320-4096 1.07-1.43. Hence numba for at most 2048 neurons over at least 16 steps, and never for
+#: large layers (session 2's rule sent 16384-neuron and large long layers to numba, 1.2-2.7x slower).
+NUMBA_LI_MAX_SMALL_NEURONS = 2048
+NUMBA_LI_MIN_STEPS = 16
+NUMBA_LI_MIN_NEURONS = 1 << 62  # no large-layer region (see above)
 NUMBA_LI_LARGE_MIN_STEPS = 50
 
 
