@@ -193,7 +193,7 @@ NUMBA_MIN_STEPS = 2
 NUMBA_MIN_NEURONS = 32768
 NUMBA_LARGE_MIN_STEPS = 2
 #: the bounds for op ``li`` (:mod:`.numba_li`, whose kernel has not had the LIF kernels' rework).
-#: Re-measured in session 3 (fwd+bwd of ``li_scan``, ``out.sum().backward()``, float32, 2 threads,
+#: Re-measured in session 3 (``benchmarks/li_numba.py``: fwd+bwd, float32, 2 threads,
 #: numba / torch time, median of 7 interleaved, idle VM): numba wins only on small layers over
 #: enough steps -- T=100: 320 neurons 0.21-0.25, 1024 0.59, 2048 0.89-1.01, 4096 1.18, 8192
 #: 0.86-1.28, 16384 1.24, 262144 2.1; T=16-20: 640 0.62-0.84, 2048 0.88, 32768 1.67; T=4-8:
