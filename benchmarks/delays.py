@@ -46,6 +46,8 @@ except ImportError:  # running from a checkout without installing: use the repos
 
 from surrogate_nets.layers import DelayedLinear, SynapticDelay
 
+from _saved import saved_bytes  # the sibling module (this file runs as a script)
+
 
 
 def make_rows(n_in, n_out, D):
@@ -57,22 +59,6 @@ def make_rows(n_in, n_out, D):
         "sd-linear": SynapticDelay(n_in, D),
         "sd-gauss": SynapticDelay(n_in, D, kernel="gaussian", sigma=2.0),
     }
-
-
-def saved_bytes(module, x) -> int:
-    seen = {}
-
-    def pack(t):
-        try:
-            key = (t.untyped_storage().data_ptr(), t.device)
-            seen[key] = t.untyped_storage().nbytes()
-        except (RuntimeError, NotImplementedError):   # sparse tensors have no plain storage
-            seen[id(t)] = t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        module(x)
-    return sum(seen.values())
 
 
 def time_once(module, x) -> float:
@@ -114,7 +100,7 @@ def main(argv=None):
         dense = T * D * F * F * 4 / 2**20
         for name, m in rows.items():
             ms = statistics.median(times[name]) * 1e3
-            mb = saved_bytes(m, x) / 2**20
+            mb = saved_bytes(lambda: m(x))[1] / 2**20
             ratio = f"{ms / (ref * 1e3):10.2f}" if ref else f"{'-':>10}"
             line = f"{T:>5} {D:>4} {name:<15} {ms:9.1f} {ratio} {mb:9.1f} {dense:9.0f}"
             results.append(line)

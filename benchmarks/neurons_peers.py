@@ -100,27 +100,9 @@ def build(lib: str, T: int, B: int, N: int, device: str = "cpu", backend: str = 
     raise ValueError(f"unknown library {lib!r}; expected one of {LIBS}")
 
 
-def _saved_bytes(fn):
-    """Run ``fn()`` and count the bytes autograd saves for backward (unique storages)."""
-    import torch
-
-    seen = {}
-
-    def pack(t):
-        try:
-            st = t.untyped_storage()
-            seen[(st.data_ptr(), t.device.type)] = st.nbytes()
-        except Exception:  # noqa: BLE001  (tensor subclasses without storage)
-            pass
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return out, sum(seen.values())
-
-
 def child(lib, T, B, N, repeat, device, dtype, backend):
     import torch
+    from _saved import saved_bytes  # the sibling module (this file runs as a script)
 
     torch.manual_seed(0)
     x, run = build(lib, T, B, N, device, backend)
@@ -143,7 +125,7 @@ def child(lib, T, B, N, repeat, device, dtype, backend):
             times.append(dt)
     times.sort()
     xi = x.clone().requires_grad_()
-    out, saved = _saved_bytes(lambda: run(xi))
+    out, saved = saved_bytes(lambda: run(xi))
     peak = (torch.cuda.max_memory_allocated() / 2**20 if cuda
             else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
     print(json.dumps({"lib": lib, "seconds": times[len(times) // 2], "peak_mb": peak,
@@ -155,6 +137,7 @@ def interleaved(jobs, T, B, N, repeat, device, dtype):
     """All libraries in this one process, one forward+backward of each in turn per round, so that
     background load drifts hit every library alike (peak memory is then not per library)."""
     import torch
+    from _saved import saved_bytes
 
     cuda = device == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -181,7 +164,7 @@ def interleaved(jobs, T, B, N, repeat, device, dtype):
     rows = []
     for lib, be, x, run in built:
         xi = x.clone().requires_grad_()
-        out, saved = _saved_bytes(lambda: run(xi))
+        out, saved = saved_bytes(lambda: run(xi))
         ts = sorted(times[(lib, be)])
         rows.append({"lib": f"surrogate_nets[{be}]" if lib == "surrogate_nets" else lib,
                      "seconds": ts[len(ts) // 2], "peak_mb": float("nan"),

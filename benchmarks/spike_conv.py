@@ -23,19 +23,13 @@ import torch.nn.functional as F
 
 from surrogate_nets.layers import max_pool2d, spike_conv2d, spike_conv_max_pool2d
 
+from _saved import saved_bytes  # the sibling module (this file runs as a script)
+
 BLOCKS = {"conv1 2->12 @34x34, 5%": (2, 34, 12, 0.05, False), "conv2 12->32 @15x15, 10%": (12, 15, 32, 0.10, True)}
 
 
 def saved_mb(fn):
-    seen = {}
-
-    def pack(t):
-        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values()) / 2 ** 20
+    return saved_bytes(fn)[1] / 2 ** 20
 
 
 def main(argv=None):

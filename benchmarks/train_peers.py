@@ -50,7 +50,8 @@ from surrogate_nets.data import DigitEvents
 from surrogate_nets.losses import MembraneCrossEntropy
 from surrogate_nets.surrogate import ATan
 from surrogate_nets.train import TensorLoader
-from train_step_peers import copy_weights  # the sibling script (this file runs as a script)
+from _saved import saved_bytes as _saved_bytes  # sibling modules (this file runs as a script)
+from train_step_peers import copy_weights
 
 TAU, HIDDEN, THRESH, ALPHA = 4.0, 256, 1.0, 2.0
 BETA = 1 - 1 / TAU
@@ -156,22 +157,11 @@ def train_epoch(model, loss_fn, loader, opt, device="cpu"):
 
 def saved_bytes(model, loss_fn, x, y):
     """Bytes autograd saves for backward in one training step (unique storages)."""
-    seen = {}
-
-    def pack(t):
-        try:
-            st = t.untyped_storage()
-            seen[(st.data_ptr(), t.device.type)] = st.nbytes()
-        except Exception:  # noqa: BLE001
-            pass
-        return t
-
     model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = loss_fn(model(x), y)
+    loss, n = _saved_bytes(lambda: loss_fn(model(x), y))
     loss.backward()
     model.zero_grad(set_to_none=True)
-    return sum(seen.values())
+    return n
 
 
 @torch.no_grad()

@@ -49,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _saved import saved_bytes as _saved_bytes  # the sibling module (this file runs as a script)
+
 THRESH, ALPHA = 1.0, 2.0
 WORKLOADS = {
     # name: (T, B, input shape, spec); spec items: ("conv", cin, cout, k) | ("pool", k) |
@@ -196,21 +198,10 @@ def step(model, opt, x, y):
 
 def saved_bytes(model, x, y):
     """Bytes autograd saves for backward in one training step (unique storages)."""
-    seen = {}
-
-    def pack(t):
-        try:
-            st = t.untyped_storage()
-            seen[st.data_ptr()] = st.nbytes()
-        except Exception:  # noqa: BLE001
-            pass
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = loss_fn(model(x), y)
+    loss, n = _saved_bytes(lambda: loss_fn(model(x), y))
     loss.backward()
     model.zero_grad(set_to_none=True)
-    return sum(seen.values())
+    return n
 
 
 def _version(dist):
