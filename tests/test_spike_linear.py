@@ -4,6 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from saved import by_storage, saved_tensors
+
 from surrogate_nets.layers import SpikeLinear, spike_linear
 
 numba = pytest.importorskip("numba", reason="the gather-add kernel needs numba (surrogate-nets[fast])")
@@ -100,24 +102,12 @@ def test_bad_arguments():
     assert set(SpikeLinear(3, 2).state_dict()) == {"weight", "bias"}
 
 
-def _saved_bytes(fn):
-    seen = {}
-
-    def pack(t):
-        seen[t.untyped_storage().data_ptr()] = (t.dtype, t.untyped_storage().nbytes())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return list(seen.values())
-
-
 @pytest.mark.parametrize("scale,compact", [(1.0, True), (3.0, True), (0.5, False), (200.0, False)])
 def test_saves_spike_input_as_int8_only_when_exact(scale, compact):
     """Spikes / small counts are saved as int8 (1/4 of the bytes); other inputs as they are."""
     lin = SpikeLinear(40, 6, mode="sparse").double()
     x = (_spikes((30, 40), 0.2, levels=2) * scale).requires_grad_()
-    saved = _saved_bytes(lambda: lin(x))
+    saved = [(t.dtype, t.untyped_storage().nbytes()) for t in by_storage(saved_tensors(lambda: lin(x))[1]).values()]
     dtypes = [d for d, _ in saved]
     assert (torch.int8 in dtypes) == compact
     if compact:

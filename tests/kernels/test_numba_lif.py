@@ -5,6 +5,8 @@ import warnings
 import pytest
 import torch
 
+from saved import saved_tensors, storage_bytes
+
 pytest.importorskip("numba", reason="numba is not installed (pip install surrogate-nets[fast])")
 
 import lif_cases as C  # noqa: E402
@@ -207,18 +209,6 @@ def test_auto_keeps_slow_families_on_small_layers():
     assert kernels._numba_lif_supports(big, surrogate=S.get("gaussian"))
 
 
-def _saved_bytes(fn):
-    seen = {}
-
-    def pack(t):
-        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return out, sum(seen.values())
-
-
 @pytest.mark.parametrize("save_dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("reset, detach, decay, levels",
                          [("subtract", False, False, 1), ("zero", False, True, 1), ("subtract", True, False, 2)])
@@ -253,8 +243,8 @@ def test_numba_save_dtype_equals_torch_low_mem(save_dtype, reset, detach, decay,
 
 def test_numba_saves_the_minimum_and_auto_takes_it_for_save_dtype():
     x = torch.rand(50, 8, 64, requires_grad=True)
-    _, full = _saved_bytes(lambda: lif_scan(x, beta=0.9, backend="numba"))
-    _, half = _saved_bytes(lambda: lif_scan(x, beta=0.9, save_dtype=torch.bfloat16))
+    full = storage_bytes(saved_tensors(lambda: lif_scan(x, beta=0.9, backend="numba"))[1])
+    half = storage_bytes(saved_tensors(lambda: lif_scan(x, beta=0.9, save_dtype=torch.bfloat16))[1])
     assert full == x.numel() * 4  # h only: constant parameters are rebuilt, v0 not needed
     assert half == x.numel() * 2
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from triton_setup import CUDA, DEV, import_triton, module_marks
+from saved import by_storage, saved_tensors
 
 import_triton()
 
@@ -81,22 +82,12 @@ def test_save_dtype_half_input():
         torch.testing.assert_close(a.double(), b.double(), rtol=2e-2, atol=2e-2)
 
 
-def _saved(fn):
-    seen = {}
-
-    def pack(t):
-        seen[t.untyped_storage().data_ptr()] = (t.dtype, t.shape)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return list(seen.values())
-
-
 def test_save_dtype_saves_the_narrow_distance():
     x = torch.randn(9, 2, 5, device=DEV, requires_grad=True)
-    full = _saved(lambda: lif_scan(x, beta=0.9, backend="triton"))
-    half = _saved(lambda: lif_scan(x, beta=0.9, backend="triton", save_dtype=torch.float16))
+    full = [(t.dtype, t.shape) for t in by_storage(saved_tensors(
+        lambda: lif_scan(x, beta=0.9, backend="triton"))[1]).values()]
+    half = [(t.dtype, t.shape) for t in by_storage(saved_tensors(
+        lambda: lif_scan(x, beta=0.9, backend="triton", save_dtype=torch.float16))[1]).values()]
     assert (torch.float32, x.shape) in full and (torch.float16, x.shape) not in full
     assert (torch.float16, x.shape) in half and (torch.float32, x.shape) not in half
 

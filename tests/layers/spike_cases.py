@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from saved import saved_tensors
+
 from surrogate_nets.kernels import numba_available
 
 HAS_NUMBA = numba_available()  # numba installed and not switched off (SURROGATE_NETS_NO_NUMBA)
@@ -22,3 +24,8 @@ def spike_input(values, dtype=torch.float64, shape=(3, 4, 13, 12), density=0.2, 
     elif values == "float":
         x = x * torch.randn(shape, generator=g, dtype=dtype)
     return x
+
+
+def saved_dtypes(fn):
+    """The dtypes of the tensors autograd saves while ``fn()`` runs, in the order saved."""
+    return [t.dtype for t in saved_tensors(fn)[1]]

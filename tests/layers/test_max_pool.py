@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saved import saved_tensors
+
 from surrogate_nets.kernels import numba_available
 import surrogate_nets.layers.max_pool as mp
 from surrogate_nets import layers
@@ -69,26 +71,15 @@ def test_gradcheck(backend, cfg):
     assert torch.autograd.gradcheck(lambda t: max_pool2d(t, **cfg), (x,))
 
 
-def _saved(fn, x):
-    seen = []
-
-    def pack(t):
-        seen.append((t.dtype, t.numel()))
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = fn(x)
-    return y, seen
-
-
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_saves_only_uint8_offsets(backend, channels_last):
     x = torch.randn(4, 6, 10, 10, requires_grad=True)
     if channels_last:
         x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
-    y, seen = _saved(lambda t: max_pool2d(t, 2), x)
-    assert seen == [(torch.uint8, y.numel())]
-    _, seen_torch = _saved(lambda t: F.max_pool2d(t, 2), x)  # torch: float input + int64 indices
+    y, seen = saved_tensors(lambda: max_pool2d(x, 2))
+    assert [(t.dtype, t.numel()) for t in seen] == [(torch.uint8, y.numel())]
+    _, saved_torch = saved_tensors(lambda: F.max_pool2d(x, 2))
+    seen_torch = [(t.dtype, t.numel()) for t in saved_torch]  # torch: float input + int64 indices
     assert sum(torch.empty(0, dtype=d).element_size() * n for d, n in seen_torch) == 24 * y.numel()  # 4 x 4 float bytes + 8 index bytes per output
 
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import surrogate_nets.layers.spike_conv as sc
-from spike_cases import GEOMS, HAS_NUMBA, needs_numba, spike_input as _input
+from spike_cases import GEOMS, HAS_NUMBA, needs_numba, saved_dtypes, spike_input as _input
 from surrogate_nets import layers
 from surrogate_nets.layers import SpikeConv2d, spike_conv2d
 
@@ -68,18 +68,6 @@ def test_gradcheck_sparse(geom):
     assert torch.autograd.gradcheck(lambda x_, w_, b_: spike_conv2d(x_, w_, b_, mode="sparse", **geom), (x, w, b))
 
 
-def _saved(fn):
-    seen = []
-
-    def pack(t):
-        seen.append(t.dtype)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return seen
-
-
 @pytest.mark.parametrize("numba_on", [True, False])
 @pytest.mark.parametrize("values, saved", [("binary", torch.int8), ("count", torch.int8), ("float", torch.float32)])
 def test_saves_input_as_int8_only_when_exact(monkeypatch, numba_on, values, saved):
@@ -92,9 +80,9 @@ def test_saves_input_as_int8_only_when_exact(monkeypatch, numba_on, values, save
     w = torch.randn(5, 4, 3, 3, requires_grad=True)
     # input (int8 when exact), weight, and with the sparse kernels the active positions (ptr, codes)
     index = [torch.int64, torch.int32] if numba_on else []
-    assert _saved(lambda: spike_conv2d(x, w, mode="sparse")) == [saved, torch.float32] + index
-    assert _saved(lambda: spike_conv2d(x_big, w, mode="sparse")) == [torch.float32, torch.float32] + index
-    assert _saved(lambda: spike_conv2d(x, w, mode="dense")) == [saved, torch.float32]
+    assert saved_dtypes(lambda: spike_conv2d(x, w, mode="sparse")) == [saved, torch.float32] + index
+    assert saved_dtypes(lambda: spike_conv2d(x_big, w, mode="sparse")) == [torch.float32, torch.float32] + index
+    assert saved_dtypes(lambda: spike_conv2d(x, w, mode="dense")) == [saved, torch.float32]
 
 
 @needs_numba

@@ -5,21 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spike_cases import GEOMS, HAS_NUMBA, needs_numba, spike_input as _input
+from spike_cases import GEOMS, HAS_NUMBA, needs_numba, saved_dtypes, spike_input as _input
 from surrogate_nets import layers
 from surrogate_nets.layers import SpikeConvPool2d, spike_conv_max_pool2d
-
-
-def _saved(fn):
-    seen = []
-
-    def pack(t):
-        seen.append(t.dtype)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return seen
 
 
 def _compare_pooled(x, geom, mode, x_grad, bias=True, tol=1e-12):
@@ -59,7 +47,7 @@ def test_conv_pool_fused_by_auto_at_low_density_and_saves_little():
     y = _compare_pooled(x, dict(), "auto", False, tol=1e-5)
     assert type(y.grad_fn).__name__.startswith("SpikeConvPool2dFunction")
     w = torch.randn(5, 2, 3, 3, requires_grad=True)
-    saved = _saved(lambda: spike_conv_max_pool2d(x, w, mode="sparse"))
+    saved = saved_dtypes(lambda: spike_conv_max_pool2d(x, w, mode="sparse"))
     assert saved == [torch.int8, torch.float32, torch.uint8, torch.int64, torch.int32]
 
 
