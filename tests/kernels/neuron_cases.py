@@ -90,3 +90,20 @@ def assert_same(op, backend, ref_backend="autograd", mode=("subtract", False, Fa
         torch.testing.assert_close(a, b, rtol=tol[0], atol=tol[1],
                                    msg=lambda m: f"{op} grad {nm}: {m}")
     assert bool(g[0].abs().sum() > 0), "degenerate case: zero input gradient"
+
+
+def module_outputs_and_grads(make, x, backends=("numba", "torch")):
+    """For each backend: ``(output, dL/dx, dL/dparameter...)`` of the module ``make(backend)``
+    (built after ``torch.manual_seed(0)``) on a copy of ``x``, with ``L = sum(out * arange(N))``
+    (``out``: the first output when the module returns a tuple)."""
+    results = []
+    for be in backends:
+        torch.manual_seed(0)
+        m = make(be)
+        xx = x.clone().requires_grad_()
+        out = m(xx)
+        out = out[0] if isinstance(out, tuple) else out
+        w = torch.arange(float(out.shape[-1]), dtype=out.dtype)
+        g = torch.autograd.grad((out * w).sum(), [xx] + list(m.parameters()))
+        results.append((out,) + g)
+    return results

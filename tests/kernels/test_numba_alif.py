@@ -175,18 +175,10 @@ def test_alif_module_on_numba_equals_torch():
     from surrogate_nets.neurons import ALIF
 
     x = torch.randn(8, 3, 6, dtype=torch.float64) * 1.5 + 0.7
-    outs = []
-    for be in ("numba", "torch"):
-        torch.manual_seed(0)
-        m = ALIF(tau=4.0, tau_adapt=10.0, adaptation=0.3, learn_beta=True, learn_rho=True,
-                 learn_adaptation=True, learn_threshold=True, num_neurons=6,
-                 surrogate=S.Triangle(learnable=True), backend=be).double()
-        xx = x.clone().requires_grad_()
-        out = m(xx)
-        out = out[0] if isinstance(out, tuple) else out
-        g = torch.autograd.grad((out * torch.arange(6.0, dtype=torch.float64)).sum(),
-                                [xx] + list(m.parameters()))
-        outs.append((out,) + g)
+    outs = C.module_outputs_and_grads(
+        lambda be: ALIF(tau=4.0, tau_adapt=10.0, adaptation=0.3, learn_beta=True, learn_rho=True,
+                        learn_adaptation=True, learn_threshold=True, num_neurons=6,
+                        surrogate=S.Triangle(learnable=True), backend=be).double(), x)
     assert len(outs[0]) >= 6  # x and five learnable tensors
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

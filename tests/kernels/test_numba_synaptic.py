@@ -83,17 +83,9 @@ def test_synaptic_module_on_numba_equals_torch():
     from surrogate_nets.neurons import Synaptic
 
     x = torch.randn(8, 3, 6, dtype=torch.float64) + 0.7
-    outs = []
-    for be in ("numba", "torch"):
-        torch.manual_seed(0)
-        m = Synaptic(tau_syn=3.0, tau=4.0, learn_alpha_syn=True, learn_beta=True,
-                     learn_threshold=True, surrogate=S.FastSigmoid(learnable=True),
-                     backend=be).double()
-        xx = x.clone().requires_grad_()
-        out = m(xx)
-        out = out[0] if isinstance(out, tuple) else out
-        g = torch.autograd.grad((out * torch.arange(6.0, dtype=torch.float64)).sum(),
-                                [xx] + list(m.parameters()))
-        outs.append((out,) + g)
+    outs = C.module_outputs_and_grads(
+        lambda be: Synaptic(tau_syn=3.0, tau=4.0, learn_alpha_syn=True, learn_beta=True,
+                            learn_threshold=True, surrogate=S.FastSigmoid(learnable=True),
+                            backend=be).double(), x)
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
