@@ -100,6 +100,17 @@ def build(lib: str, T: int, B: int, N: int, device: str = "cpu", backend: str = 
     raise ValueError(f"unknown library {lib!r}; expected one of {LIBS}")
 
 
+def _fwd_bwd_seconds(run, x, sync) -> float:
+    """Wall time of one forward + backward (``run(x').float().sum().backward()``) on a fresh leaf
+    copy ``x'`` of ``x``, between device synchronisations."""
+    xi = x.clone().requires_grad_()
+    sync()
+    t0 = time.perf_counter()
+    run(xi).float().sum().backward()
+    sync()
+    return time.perf_counter() - t0
+
+
 def child(lib, T, B, N, repeat, device, dtype, backend):
     import torch
     from _saved import saved_bytes  # the sibling module (this file runs as a script)
@@ -112,18 +123,8 @@ def child(lib, T, B, N, repeat, device, dtype, backend):
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for i in range(repeat + 1):
-        xi = x.clone().requires_grad_()
-        sync()
-        t0 = time.perf_counter()
-        out = run(xi)
-        out.float().sum().backward()
-        sync()
-        dt = time.perf_counter() - t0
-        if i:
-            times.append(dt)
-    times.sort()
+    _fwd_bwd_seconds(run, x, sync)  # warm-up
+    times = sorted(_fwd_bwd_seconds(run, x, sync) for _ in range(repeat))
     xi = x.clone().requires_grad_()
     out, saved = saved_bytes(lambda: run(xi))
     peak = (torch.cuda.max_memory_allocated() / 2**20 if cuda
@@ -151,16 +152,11 @@ def interleaved(jobs, T, B, N, repeat, device, dtype):
             continue
         built.append((lib, be, x.to(device=device, dtype=getattr(torch, dtype)), run))
     times = {(lib, be): [] for lib, be, _, _ in built}
-    for i in range(repeat + 1):
+    for i in range(repeat + 1):  # round 0 is the warm-up
         for lib, be, x, run in built:
-            xi = x.clone().requires_grad_()
-            sync()
-            t0 = time.perf_counter()
-            out = run(xi)
-            out.float().sum().backward()
-            sync()
+            dt = _fwd_bwd_seconds(run, x, sync)
             if i:
-                times[(lib, be)].append(time.perf_counter() - t0)
+                times[(lib, be)].append(dt)
     rows = []
     for lib, be, x, run in built:
         xi = x.clone().requires_grad_()
