@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import platform
 import warnings
 
 from ..functional.backends import register_backend

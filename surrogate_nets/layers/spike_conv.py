@@ -30,11 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .._validate import check_choice
+from .spike_linear import _check_mode
 
 __all__ = ["SpikeConv2d", "spike_conv2d", "SpikeConv2dFunction"]
 
-_MODES = ("auto", "sparse", "dense")
 #: default density (fraction of nonzero inputs) at or below which ``mode="auto"`` computes the
 #: weight gradient sparsely (measured: 1.5-2x faster than the dense one at 5-10%)
 DEFAULT_MAX_DENSITY = 0.2
@@ -165,12 +164,6 @@ def _choose(x4, fast, mode, max_density):
     sparse = mode == "sparse" or (mode == "auto" and nnz <= max_density * x4.numel())
     sparse_fwd = mode == "sparse" or (sparse and nnz <= FORWARD_MAX_DENSITY * x4.numel())
     return (q if exact else None), sparse_fwd, sparse, active
-
-
-def _check_mode(mode, max_density):
-    check_choice(mode, "mode", _MODES)
-    if not (isinstance(max_density, (int, float)) and 0.0 <= float(max_density) <= 1.0):
-        raise ValueError(f"max_density must be a float in [0, 1], got {max_density!r}")
 
 
 def _check_inputs(x, weight):

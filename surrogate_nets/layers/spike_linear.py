@@ -23,7 +23,6 @@ Where it pays (``benchmarks/spike_linear.py``, ``benchmarks/RESULTS.md``): on CP
 
 from __future__ import annotations
 
-import importlib.util
 
 import torch
 import torch.nn.functional as F
@@ -117,6 +116,13 @@ def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias=None, mode: str = "
     return y.reshape(*lead, weight.shape[0])
 
 
+def _check_mode(mode, max_density) -> None:
+    """The ``mode`` / ``max_density`` arguments of the spike-input layers (linear and conv)."""
+    check_choice(mode, "mode", _MODES)
+    if not (isinstance(max_density, (int, float)) and 0.0 <= float(max_density) <= 1.0):
+        raise ValueError(f"max_density must be a float in [0, 1], got {max_density!r}")
+
+
 class SpikeLinear(nn.Linear):
     r"""``nn.Linear`` for spike inputs: gather-adds the weight columns of the active inputs.
 
@@ -138,9 +144,7 @@ class SpikeLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
                  dtype=None, mode: str = "auto", max_density: float = DEFAULT_MAX_DENSITY):
         super().__init__(in_features, out_features, bias, device, dtype)
-        check_choice(mode, "mode", _MODES)
-        if not (isinstance(max_density, (int, float)) and 0.0 <= float(max_density) <= 1.0):
-            raise ValueError(f"max_density must be a float in [0, 1], got {max_density!r}")
+        _check_mode(mode, max_density)
         self.mode = mode
         self.max_density = float(max_density)
 
