@@ -7,13 +7,11 @@ starts failing means an input slipped through (or a message stopped naming its a
 """
 
 import importlib.util
-import math
 
 import pytest
 import torch
 from torch import nn
 
-import surrogate_nets as sn
 from surrogate_nets import encode, functional as F, layers, losses, neurons, quant, surrogate as S, train
 from surrogate_nets.functional import backends as BK, lif_scan
 

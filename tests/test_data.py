@@ -6,7 +6,6 @@ their real on-disk formats, read by tonic's real parsers through ``get_dataset``
 
 from __future__ import annotations
 
-import os
 import pickle
 
 import numpy as np
