@@ -6,9 +6,11 @@ from torch import nn
 
 from saved import by_storage, saved_tensors
 
+from surrogate_nets.kernels import numba_available
 from surrogate_nets.layers import SpikeLinear, spike_linear
 
-numba = pytest.importorskip("numba", reason="the gather-add kernel needs numba (surrogate-nets[fast])")
+if not numba_available():  # not installed, or switched off with SURROGATE_NETS_NO_NUMBA=1
+    pytest.skip("the gather-add kernel needs numba (surrogate-nets[fast])", allow_module_level=True)
 
 
 def _spikes(shape, density, dtype=torch.float64, levels=1, seed=0):

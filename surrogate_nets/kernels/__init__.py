@@ -44,7 +44,8 @@ from ..functional.backends import register_backend
 from ..functional.lif import _scan_torch, register_lif_backend
 from ..functional.lif_low_mem import register_low_mem_backend
 
-__all__ = ["triton_available", "numba_available", "allow_triton_on_cpu", "has_kernel_form"]
+__all__ = ["triton_available", "numba_available", "numba_runnable", "allow_triton_on_cpu",
+           "has_kernel_form"]
 
 _STATE = {"triton_cpu": os.environ.get("SURROGATE_NETS_TRITON_CPU", "") == "1", "warned": set()}
 _ENABLED = {"numba": os.environ.get("SURROGATE_NETS_NO_NUMBA", "") != "1"}
@@ -70,6 +71,13 @@ def triton_available() -> bool:
 def numba_available() -> bool:
     """Whether numba can be imported (without importing it)."""
     return _ENABLED["numba"] and _found("numba")
+
+
+def numba_runnable() -> bool:
+    """Whether a numba kernel can run here and now: :func:`numba_available` and not inside
+    ``torch.compile`` / ``torch.export`` / tracing / a ``torch.func`` transform, where numba's
+    dispatcher is opaque (dynamo crashed tracing it). The layers with numba kernels ask this."""
+    return numba_available() and not _traced()
 
 
 def triton_interpreting() -> bool:

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ..kernels import numba_runnable
+
 __all__ = ["MaxPool2d", "max_pool2d", "MaxPool2dFunction"]
 
 _MAX_WINDOW = 256  # positions addressable by a uint8 offset
@@ -48,11 +50,7 @@ def _out_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
 
 
 def _numba_ok(x: torch.Tensor) -> bool:
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-        return False
-    from ..kernels import _traced, numba_available
-
-    return numba_available() and not _traced()  # torch.compile/export: numba is opaque
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and numba_runnable()
 
 
 def _origins(n_out: int, s: int, p: int, x: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ..kernels import numba_runnable as _numba_ok  # a module name: the tests switch it off
 from .spike_linear import _check_mode
 
 __all__ = ["SpikeConv2d", "spike_conv2d", "SpikeConv2dFunction"]
@@ -48,12 +49,6 @@ def _pair(v, name: str, low: int):
     if len(t) != 2 or not all(isinstance(e, int) and not isinstance(e, bool) and e >= low for e in t):
         raise ValueError(f"{name} must be an int >= {low} or a pair of them, got {v!r}")
     return t
-
-
-def _numba_ok() -> bool:
-    from ..kernels import _traced, numba_available
-
-    return numba_available() and not _traced()  # torch.compile/export: numba is opaque
 
 
 def _compact_torch(x: torch.Tensor):
